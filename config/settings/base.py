@@ -1,0 +1,364 @@
+"""Settings shared by every environment, read from the environment (12-factor).
+
+With nothing set, Huizhen runs on its embedded default: an SQLite file, an in-memory
+channel layer, Celery tasks run inline, files on local disk and a generated secret key,
+all kept under ``HUIZHEN_DATA_DIR`` (``./var`` by default).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+from django.utils.translation import gettext_lazy as _
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = env(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = env(name)
+    return int(value) if value is not None else default
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in (env(name, default) or "").split(",") if item.strip()]
+
+
+DATA_DIR = Path(env("HUIZHEN_DATA_DIR", str(BASE_DIR / "var")) or "").resolve()
+
+
+def _secret_key() -> str:
+    """The configured key, else one generated once and kept (mode 0600) in the data folder."""
+    configured = env("DJANGO_SECRET_KEY")
+    if configured:
+        return configured
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    key_file = DATA_DIR / "secret_key"
+    if not key_file.exists():
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(64))
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "rest_framework",
+    "knox",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
+    "django_prometheus",
+    "registry",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "registry.middleware.RequestContextMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "registry.middleware.SessionTimeoutMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------
+DATABASE_URL = env("DATABASE_URL")
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+else:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": DATA_DIR / "huizhen.sqlite3",
+            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: channel layer and Celery broker ------------------------------------------------
+HUIZHEN_SITE_NAME = env("HUIZHEN_SITE_NAME", "Huizhen")
+
+REDIS_URL = env("REDIS_URL")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "max_connections": env_int("HUIZHEN_REDIS_MAX_CONNECTIONS", 500),
+                        "socket_timeout": None,
+                    }
+                ],
+                "capacity": 1000,
+                "expiry": 30,
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# Celery: with no broker configured, tasks run inline in the calling process.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
+CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
+CELERY_TASK_EAGER_PROPAGATES = False
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = 300
+CELERY_TASK_SOFT_TIME_LIMIT = 240
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TIMEZONE = "UTC"
+
+# --- Files --------------------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(env("HUIZHEN_MEDIA_ROOT", str(DATA_DIR / "media")) or "")
+S3_BUCKET = env("HUIZHEN_S3_BUCKET")
+if S3_BUCKET:
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": S3_BUCKET,
+            "endpoint_url": env("HUIZHEN_S3_ENDPOINT_URL"),
+            "region_name": env("HUIZHEN_S3_REGION"),
+            "access_key": env("HUIZHEN_S3_ACCESS_KEY_ID"),
+            "secret_key": env("HUIZHEN_S3_SECRET_ACCESS_KEY"),
+            "default_acl": None,
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
+else:
+    _default_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": MEDIA_ROOT},
+    }
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+
+# Request size limits (bulk uploads such as DICOM go through their own streaming endpoints).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("HUIZHEN_MAX_REQUEST_BYTES", 5 * 1024 * 1024)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000
+
+# --- Authentication and sessions ----------------------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 10},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/admin/login/"
+SESSION_COOKIE_AGE = env_int("HUIZHEN_SESSION_ABSOLUTE_SECONDS", 12 * 3600)  # absolute
+HUIZHEN_SESSION_IDLE_SECONDS = env_int("HUIZHEN_SESSION_IDLE_SECONDS", 30 * 60)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
+# Lockout after repeated failed logins (per username and address).
+AXES_FAILURE_LIMIT = env_int("HUIZHEN_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = env_int("HUIZHEN_LOGIN_COOLOFF_MINUTES", 15) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "registry.auth.lockout_response"
+AXES_VERBOSE = False
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+
+# Access tokens for API clients: stored hashed, expiring, revoked with the account.
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=env_int("HUIZHEN_TOKEN_TTL_HOURS", 12)),
+    "AUTO_REFRESH": False,
+    "TOKEN_LIMIT_PER_USER": 20,
+    "AUTH_HEADER_PREFIX": "Bearer",
+}
+
+# Two-factor authentication (TOTP) for specialists and administrators.
+HUIZHEN_REQUIRE_2FA = env_bool("HUIZHEN_REQUIRE_2FA", False)
+OTP_TOTP_ISSUER = "Huizhen"
+
+# Break-the-glass: emergency access to one patient's record, time-limited.
+HUIZHEN_BREAK_GLASS_HOURS = 4
+
+# --- API -----------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "knox.auth.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["registry.permissions.IsActiveStaff"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "registry.api_errors.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {
+        "login": env("HUIZHEN_LOGIN_RATE", "10/min"),
+        "user": env("HUIZHEN_USER_RATE", "1200/min"),
+    },
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
+    "NUM_PROXIES": env_int("HUIZHEN_NUM_PROXIES", 0) if env("HUIZHEN_NUM_PROXIES") else None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Huizhen API",
+    "DESCRIPTION": "Remote consultation, imaging, appointments and EHR bridge for county "
+    "medical communities.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# Throttle counters and other shared short-lived state.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env("HUIZHEN_CACHE_PREFIX", "huizhen"),
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Internationalisation --------------------------------------------------------------------
+LANGUAGE_CODE = "zh-hans"
+LANGUAGES = [("zh-hans", _("Simplified Chinese")), ("en", _("English"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = env("HUIZHEN_TIME_ZONE", "Asia/Shanghai")
+USE_I18N = True
+USE_TZ = True
+
+# --- Notifications ---------------------------------------------------------------------------
+# "console" writes to the log; "file" appends JSON lines to HUIZHEN_SMS_FILE; "http" posts to
+# a generic gateway at HUIZHEN_SMS_HTTP_URL.
+HUIZHEN_SMS_BACKEND = env("HUIZHEN_SMS_BACKEND", "file")
+HUIZHEN_SMS_FILE = env("HUIZHEN_SMS_FILE", str(DATA_DIR / "sms.jsonl"))
+HUIZHEN_SMS_HTTP_URL = env("HUIZHEN_SMS_HTTP_URL")
+HUIZHEN_SMS_HTTP_TOKEN = env("HUIZHEN_SMS_HTTP_TOKEN")
+HUIZHEN_SMS_HTTP_TIMEOUT = float(env("HUIZHEN_SMS_HTTP_TIMEOUT", "10") or 10)
+
+# --- Outbox --------------------------------------------------------------------------------------
+HUIZHEN_OUTBOX_MAX_ATTEMPTS = env_int("HUIZHEN_OUTBOX_MAX_ATTEMPTS", 8)
+HUIZHEN_OUTBOX_BATCH = env_int("HUIZHEN_OUTBOX_BATCH", 100)
+
+# --- Protocol servers ----------------------------------------------------------------------------
+HUIZHEN_HTTP_HOST = env("HUIZHEN_HTTP_HOST", "127.0.0.1")
+HUIZHEN_HTTP_PORT = env_int("HUIZHEN_HTTP_PORT", 8000)
+# Addresses of reverse proxies whose X-Forwarded-For / -Proto headers are believed.
+HUIZHEN_TRUSTED_PROXIES = env("HUIZHEN_TRUSTED_PROXIES", "127.0.0.1")
+HUIZHEN_DICOM_AE_TITLE = env("HUIZHEN_DICOM_AE_TITLE", "HUIZHEN")
+HUIZHEN_DICOM_PORT = env_int("HUIZHEN_DICOM_PORT", 11112)
+HUIZHEN_DICOM_REQUIRE_KNOWN_AE = env_bool("HUIZHEN_DICOM_REQUIRE_KNOWN_AE", True)
+HUIZHEN_MLLP_PORT = env_int("HUIZHEN_MLLP_PORT", 2575)
+HUIZHEN_WS_ALLOWED_ORIGINS_CHECK = True
+
+# --- Logging: JSON lines with request IDs; no patient data in logs -------------------------------
+LOG_LEVEL = env("HUIZHEN_LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_context": {"()": "registry.logging.RequestContextFilter"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "filters": ["request_context"],
+        },
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
+        "uvicorn.access": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,25 @@
+"""Test settings: PostgreSQL and Redis, as in production (defaults: 127.0.0.1)."""
+
+import os
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/huizhen")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production-use-0123456789")
+os.environ.setdefault("HUIZHEN_SMS_BACKEND", "memory")
+
+from .base import *  # noqa: E402,F403
+from .base import DATA_DIR  # noqa: E402
+
+# Tasks run inline so that a test sees the result of what it dispatched; the Celery-specific
+# behaviour (acks_late, retries) is tested against a real worker in tests/interop.
+CELERY_TASK_ALWAYS_EAGER = True
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only
+MEDIA_ROOT = DATA_DIR / "test-media"
+STORAGES = {  # noqa: F405
+    **STORAGES,  # noqa: F405
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+LOGGING = {  # noqa: F405
+    **LOGGING,  # noqa: F405
+    "root": {"handlers": ["console"], "level": "WARNING"},
+}
