@@ -78,6 +78,8 @@ INSTALLED_APPS = [
     "axes",
     "django_prometheus",
     "registry",
+    "imaging",
+    "ehr_bridge",
 ]
 
 MIDDLEWARE = [
@@ -332,7 +334,12 @@ HUIZHEN_TRUSTED_PROXIES = env("HUIZHEN_TRUSTED_PROXIES", "127.0.0.1")
 HUIZHEN_DICOM_AE_TITLE = env("HUIZHEN_DICOM_AE_TITLE", "HUIZHEN")
 HUIZHEN_DICOM_PORT = env_int("HUIZHEN_DICOM_PORT", 11112)
 HUIZHEN_DICOM_REQUIRE_KNOWN_AE = env_bool("HUIZHEN_DICOM_REQUIRE_KNOWN_AE", True)
+HUIZHEN_DICOM_HOST = env("HUIZHEN_DICOM_HOST", "127.0.0.1")
+HUIZHEN_MLLP_HOST = env("HUIZHEN_MLLP_HOST", "127.0.0.1")
 HUIZHEN_MLLP_PORT = env_int("HUIZHEN_MLLP_PORT", 2575)
+# Protocol servers that ``manage.py serve`` runs beside the web server (embedded mode).
+HUIZHEN_SERVE_DICOM = env_bool("HUIZHEN_SERVE_DICOM", True)
+HUIZHEN_SERVE_MLLP = env_bool("HUIZHEN_SERVE_MLLP", True)
 HUIZHEN_WS_ALLOWED_ORIGINS_CHECK = True
 
 # --- Logging: JSON lines with request IDs; no patient data in logs -------------------------------
