@@ -1,0 +1,298 @@
+"""Writes to the archive: ingest of one instance, sharing, reconciliation.
+
+Ingest is idempotent by SOP Instance UID and serialised per UID (an advisory lock in
+PostgreSQL, a process lock in embedded SQLite). The file is written before its index row is
+committed, so a committed row always has its file; a crash in between leaves at most a file
+without a row, which ``manage.py dicom_orphans`` finds and removes. Success is reported only
+after the commit.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import threading
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils.translation import gettext as _
+
+from registry import audit, events
+from registry.identity import IdentityError, parse_resident_id
+from registry.models import Organisation, Patient, PatientIdentifier
+
+from .dicom.parse import STATUS_OUT_OF_RESOURCES, InvalidDicom, ParsedInstance, parse_instance
+from .models import Instance, Series, Study
+
+logger = logging.getLogger(__name__)
+
+STORED, DUPLICATE, REPLACED, CONFLICT = "stored", "duplicate", "replaced", "conflict"
+# Warning status for a different object under a known UID that was not stored (PS3.4 B.2.3
+# leaves the 0xB000-0xBFFF range to warnings; 0xB006 reads "elements discarded").
+STATUS_CONFLICT_WARNING = 0xB006
+
+
+class StorageFull(InvalidDicom):
+    def __init__(self) -> None:
+        super().__init__(_("The archive's storage is full."), STATUS_OUT_OF_RESOURCES)
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    outcome: str
+    sop_class_uid: str
+    sop_instance_uid: str
+    study_instance_uid: str
+    instance_id: int | None
+
+    @property
+    def dimse_status(self) -> int:
+        return STATUS_CONFLICT_WARNING if self.outcome == CONFLICT else 0x0000
+
+
+@dataclass(frozen=True)
+class Source:
+    """Who sent an object: the sending organisation, and the AE title or the user."""
+
+    organisation: Organisation
+    calling_ae_title: str = ""
+    actor: audit.Actor | None = None
+
+
+_local_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+_local_locks_guard = threading.Lock()
+
+
+def _lock_uid(uid: str) -> threading.Lock | None:
+    """Serialise work on one SOP Instance UID. Returns a lock to release, or None when the
+    database holds the lock until the transaction ends."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 7))", [uid])
+        return None
+    with _local_locks_guard:
+        lock = _local_locks[uid]
+    lock.acquire()
+    return lock
+
+
+def storage_key(parsed: ParsedInstance) -> str:
+    # UIDs are validated digits and dots, so they are safe path parts.
+    return (
+        f"dicom/{parsed.study_instance_uid}/{parsed.series_instance_uid}/"
+        f"{parsed.sop_instance_uid}-{parsed.sha256[:16]}.dcm"
+    )
+
+
+def _write(key: str, raw: bytes) -> None:
+    if default_storage.exists(key):  # left by an interrupted earlier attempt
+        default_storage.delete(key)
+    try:
+        name = default_storage.save(key, ContentFile(raw))
+    except OSError as exc:
+        _discard(key)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFull() from exc
+        raise
+    if name != key:
+        default_storage.delete(name)
+        raise OSError(f"storage renamed {key!r} to {name!r}")
+
+
+def _discard(key: str) -> None:
+    try:
+        if default_storage.exists(key):
+            default_storage.delete(key)
+    except OSError:
+        logger.warning("could not remove a partial file", extra={"key": key})
+
+
+def match_patient(parsed: ParsedInstance, organisation: Organisation) -> Patient | None:
+    """The registry patient a study belongs to: by Patient ID within its assigning authority
+    (Issuer of Patient ID, else the sending organisation's HL7 facility codes), or by a
+    resident ID number given as Patient ID or Other Patient IDs."""
+    patient_id = parsed.study["dicom_patient_id"].strip()
+    if not patient_id:
+        return None
+    authorities = (
+        [parsed.study["issuer_of_patient_id"].strip()]
+        if parsed.study["issuer_of_patient_id"].strip()
+        else list(organisation.hl7_facilities.values_list("code", flat=True))
+    )
+    ident = (
+        PatientIdentifier.objects.filter(authority__in=authorities, value=patient_id)
+        .select_related("patient")
+        .first()
+    )
+    candidates = [ident.patient] if ident else []
+    if not candidates:
+        numbers = [patient_id]
+        other = parsed.dataset.get("OtherPatientIDsSequence") or []
+        numbers += [str(item.get("PatientID", "")) for item in other]
+        for number in numbers:
+            try:
+                rid = parse_resident_id(number)
+            except IdentityError:
+                continue
+            found = Patient.objects.filter(id_number=rid.number).first()
+            if found:
+                candidates.append(found)
+                break
+    if not candidates:
+        return None
+    patient = candidates[0]
+    while patient.merged_into_id:
+        patient = patient.merged_into
+    return patient
+
+
+def store_instance(raw: bytes, *, source: Source) -> StoreResult:
+    """Validate, store and index one DICOM Part 10 object. Raises InvalidDicom (with the
+    DIMSE failure status) for anything that must not be stored; stores nothing then."""
+    parsed = parse_instance(
+        raw,
+        max_bytes=settings.HUIZHEN_DICOM_MAX_OBJECT_BYTES,
+        max_pixel_bytes=settings.HUIZHEN_DICOM_MAX_PIXEL_BYTES,
+    )
+    key = storage_key(parsed)
+    local_lock = None
+    written = False
+    old_key = ""
+    try:
+        with transaction.atomic():
+            local_lock = _lock_uid(parsed.sop_instance_uid)
+            existing = (
+                Instance.objects.filter(sop_instance_uid=parsed.sop_instance_uid)
+                .select_related("series__study")
+                .first()
+            )
+            if existing is not None and existing.sha256 == parsed.sha256:
+                return _result(DUPLICATE, parsed, existing.pk)
+            if existing is not None and settings.HUIZHEN_DICOM_ON_CONFLICT != "replace":
+                logger.warning(
+                    "different object under a known SOP Instance UID refused",
+                    extra={
+                        "sop_instance_uid": parsed.sop_instance_uid,
+                        "calling_ae": source.calling_ae_title,
+                    },
+                )
+                return _result(CONFLICT, parsed, existing.pk)
+            if existing is not None and (
+                existing.series.series_instance_uid != parsed.series_instance_uid
+                or existing.series.study.study_instance_uid != parsed.study_instance_uid
+            ):
+                raise InvalidDicom(
+                    _("This SOP Instance UID belongs to another series or study here.")
+                )
+            _write(key, raw)
+            written = True
+            if existing is None:
+                instance = _index_new(parsed, key, source)
+                outcome = STORED
+            else:
+                old_key = existing.storage_key
+                _update_existing(existing, parsed, key, source)
+                instance = existing
+                outcome = REPLACED
+            study = instance.series.study
+            if outcome == STORED and study.number_of_instances == 1:
+                events.publish(
+                    "imaging.study_arrived",
+                    {"study": str(study.external_id), "organisation": source.organisation.pk},
+                )
+        result = _result(outcome, parsed, instance.pk)
+    except IntegrityError as exc:
+        if written:
+            _discard(key)
+        raise InvalidDicom(_("The object conflicts with the index: %(e)s") % {"e": exc}) from exc
+    except BaseException:
+        if written:
+            _discard(key)
+        raise
+    finally:
+        if local_lock is not None:
+            local_lock.release()
+    if old_key and old_key != key:
+        _discard(old_key)
+    return result
+
+
+def _result(outcome: str, parsed: ParsedInstance, instance_id: int | None) -> StoreResult:
+    return StoreResult(
+        outcome,
+        parsed.sop_class_uid,
+        parsed.sop_instance_uid,
+        parsed.study_instance_uid,
+        instance_id,
+    )
+
+
+def _index_new(parsed: ParsedInstance, key: str, source: Source) -> Instance:
+    study, created = Study.objects.get_or_create(
+        study_instance_uid=parsed.study_instance_uid,
+        defaults={
+            **parsed.study,
+            "organisation": source.organisation,
+            "patient": match_patient(parsed, source.organisation),
+        },
+    )
+    # Lock the study row: counters and the modality list change together.
+    study = Study.objects.select_for_update().get(pk=study.pk)
+    series, series_created = Series.objects.get_or_create(
+        series_instance_uid=parsed.series_instance_uid,
+        defaults={**parsed.series, "study": study},
+    )
+    if series.study_id != study.pk:
+        raise InvalidDicom(_("This Series Instance UID belongs to another study here."))
+    instance = Instance.objects.create(
+        series=series,
+        sop_instance_uid=parsed.sop_instance_uid,
+        storage_key=key,
+        metadata=parsed.metadata,
+        calling_ae_title=source.calling_ae_title[:16],
+        **parsed.instance,
+    )
+    Series.objects.filter(pk=series.pk).update(number_of_instances=F("number_of_instances") + 1)
+    changes: dict[str, Any] = {"number_of_instances": F("number_of_instances") + 1}
+    if series_created:
+        changes["number_of_series"] = F("number_of_series") + 1
+        modality = parsed.series["modality"]
+        if modality and modality not in study.modalities:
+            changes["modalities"] = sorted([*study.modalities, modality])
+    Study.objects.filter(pk=study.pk).update(**changes)
+    instance.series = series
+    series.study = study
+    study.number_of_instances += 1
+    if created:
+        actor = source.actor or audit.Actor(
+            user_id=None, username=f"dicom:{source.calling_ae_title}"
+        )
+        audit.record(
+            actor=actor,
+            action="imaging.study.create",
+            object_type="study",
+            object_id=study.external_id,
+            patient_id=study.patient.external_id if study.patient_id else None,
+            subject_organisation_id=source.organisation.pk,
+            detail={"matched": bool(study.patient_id)},
+        )
+    return instance
+
+
+def _update_existing(existing: Instance, parsed: ParsedInstance, key: str, source: Source) -> None:
+    logger.warning(
+        "object under a known SOP Instance UID replaced",
+        extra={"sop_instance_uid": parsed.sop_instance_uid, "calling_ae": source.calling_ae_title},
+    )
+    for name, value in parsed.instance.items():
+        setattr(existing, name, value)
+    existing.storage_key = key
+    existing.metadata = parsed.metadata
+    existing.calling_ae_title = source.calling_ae_title[:16]
+    existing.save()
