@@ -50,6 +50,9 @@ TOWNSHIPS: list[tuple[str, str, list[tuple[str, str]]]] = [
     ("beiping", "北坪镇", [("beiping", "北坪村"), ("xinghua", "杏花村"), ("longtan", "龙潭村")]),
 ]
 
+# The DR and ECG cart of a township centre, calling from this machine.
+DEMO_MODALITY_AES = {"dongshan": ["DEMO_DR", "DEMO_ECG"]}
+
 
 @dataclass(frozen=True)
 class DemoLogin:

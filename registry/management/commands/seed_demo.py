@@ -14,6 +14,7 @@ from django.db import transaction
 from registry import audit, services
 from registry.demo.data import (
     COUNTY_DIVISION_CODE,
+    DEMO_MODALITY_AES,
     GIVEN_FEMALE,
     GIVEN_MALE,
     MOBILE_PREFIXES,
@@ -23,7 +24,13 @@ from registry.demo.data import (
     demo_logins,
 )
 from registry.identity import id_check_character
-from registry.models import Membership, Organisation, Patient, PatientIdentifier
+from registry.models import (
+    DicomApplicationEntity,
+    Membership,
+    Organisation,
+    Patient,
+    PatientIdentifier,
+)
 
 User = get_user_model()
 DEFAULT_PASSWORD = "huizhen-demo"  # noqa: S105 - documented demo password
@@ -84,6 +91,10 @@ class Command(BaseCommand):
                 hl7_facilities=[f"{township.upper()}_THC"],
             )
             orgs[f"township:{township}"] = centre
+            for title in DEMO_MODALITY_AES.get(township, []):
+                DicomApplicationEntity.objects.get_or_create(
+                    ae_title=title, defaults={"organisation": centre, "host": "127.0.0.1"}
+                )
             for village, village_name in villages:
                 orgs[f"village:{village}"] = self._org(
                     village, f"{stem}{village_name}卫生室", "village_clinic", centre
