@@ -21,12 +21,17 @@ run: $(STAMP)
 	$(PY) manage.py serve
 
 # Lint and the whole test suite against PostgreSQL and Redis (throwaway servers if none run).
+SYSTEM_PACKAGES := storescu:dcmtk
+
 test: $(STAMP)
+	scripts/ensure-system-packages $(SYSTEM_PACKAGES)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) manage.py makemigrations --check --dry-run
 	scripts/with-test-services $(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
+	scripts/ensure-system-packages $(SYSTEM_PACKAGES)
 	scripts/with-test-services $(PY) -m pytest -q tests/bench -p no:cacheprovider -o testpaths=tests/bench $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -13,7 +13,9 @@ import errno
 import logging
 import threading
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -21,6 +23,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from registry import audit, events
@@ -296,3 +299,66 @@ def _update_existing(existing: Instance, parsed: ParsedInstance, key: str, sourc
     existing.metadata = parsed.metadata
     existing.calling_ae_title = source.calling_ae_title[:16]
     existing.save()
+
+
+# --- consistency between the index and storage ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Orphans:
+    files_without_rows: list[str]
+    rows_without_files: list[int]
+
+
+def _walk(directory: str) -> Iterator[str]:
+    try:
+        dirs, files = default_storage.listdir(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for name in files:
+        yield f"{directory}/{name}"
+    for name in dirs:
+        yield from _walk(f"{directory}/{name}")
+
+
+def find_orphans(*, min_age: timedelta = timedelta(minutes=10)) -> Orphans:
+    """Files no index row points to (older than ``min_age``, so that a write in flight is
+    not taken for one) and index rows whose file is missing."""
+    known = set(Instance.objects.values_list("storage_key", flat=True))
+    cutoff = timezone.now() - min_age
+    stray = []
+    for key in _walk("dicom"):
+        if key in known:
+            continue
+        try:
+            modified = default_storage.get_modified_time(key)
+        except (OSError, NotImplementedError):
+            modified = None
+        if modified is None or modified <= cutoff:
+            stray.append(key)
+    missing = [
+        pk
+        for pk, key in Instance.objects.values_list("pk", "storage_key").iterator()
+        if not default_storage.exists(key)
+    ]
+    return Orphans(sorted(stray), missing)
+
+
+def repair_orphans(orphans: Orphans) -> None:
+    """Delete stray files; drop index rows whose file is gone and correct the counts."""
+    for key in orphans.files_without_rows:
+        _discard(key)
+    for pk in orphans.rows_without_files:
+        with transaction.atomic():
+            instance = Instance.objects.select_related("series__study").filter(pk=pk).first()
+            if instance is None:
+                continue
+            series, study = instance.series, instance.series.study
+            logger.error("index row without its file removed", extra={"instance": pk})
+            instance.delete()
+            Series.objects.filter(pk=series.pk).update(
+                number_of_instances=F("number_of_instances") - 1
+            )
+            Study.objects.filter(pk=study.pk).update(
+                number_of_instances=F("number_of_instances") - 1
+            )

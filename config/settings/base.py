@@ -291,6 +291,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "OrganisationKindEnum": "registry.models.OrganisationKind",
+        "IdentifierKindEnum": "registry.models.IdentifierKind",
+        "ConsentKindEnum": "registry.models.ConsentKind",
+    },
 }
 
 # Throttle counters and other shared short-lived state.
@@ -342,9 +347,25 @@ HUIZHEN_DICOM_ON_CONFLICT = env("HUIZHEN_DICOM_ON_CONFLICT", "reject")
 HUIZHEN_DICOM_HOST = env("HUIZHEN_DICOM_HOST", "127.0.0.1")
 HUIZHEN_MLLP_HOST = env("HUIZHEN_MLLP_HOST", "127.0.0.1")
 HUIZHEN_MLLP_PORT = env_int("HUIZHEN_MLLP_PORT", 2575)
+# Largest HL7 message accepted (bytes); a larger frame is answered AR and the connection closed.
+HUIZHEN_MLLP_MAX_MESSAGE_BYTES = env_int("HUIZHEN_MLLP_MAX_MESSAGE_BYTES", 1024 * 1024)
+# Seconds a frame may take to arrive whole, and an idle connection may stay open.
+HUIZHEN_MLLP_FRAME_TIMEOUT = float(env("HUIZHEN_MLLP_FRAME_TIMEOUT", "30") or 30)
+HUIZHEN_MLLP_IDLE_TIMEOUT = float(env("HUIZHEN_MLLP_IDLE_TIMEOUT", "600") or 600)
+HUIZHEN_MLLP_MAX_CONNECTIONS = env_int("HUIZHEN_MLLP_MAX_CONNECTIONS", 200)
+# Threads (and so database connections) the listener uses to store messages.
+HUIZHEN_MLLP_DB_THREADS = env_int("HUIZHEN_MLLP_DB_THREADS", 8)
+# Accept only senders (MSH-3/MSH-4) registered as HL7 partners; the deploy check asks for it.
+HUIZHEN_MLLP_REQUIRE_KNOWN_SENDER = env_bool("HUIZHEN_MLLP_REQUIRE_KNOWN_SENDER", False)
+# Character set of messages with an empty MSH-18 (HL7's default is ASCII).
+HUIZHEN_MLLP_DEFAULT_CHARSET = env("HUIZHEN_MLLP_DEFAULT_CHARSET", "ASCII") or "ASCII"
+# Processing attempts before a message is parked, and the first retry delay (doubling).
+HUIZHEN_MLLP_PROCESS_MAX_ATTEMPTS = env_int("HUIZHEN_MLLP_PROCESS_MAX_ATTEMPTS", 5)
+HUIZHEN_MLLP_RETRY_SECONDS = env_int("HUIZHEN_MLLP_RETRY_SECONDS", 30)
 # Protocol servers that ``manage.py serve`` runs beside the web server (embedded mode).
 HUIZHEN_SERVE_DICOM = env_bool("HUIZHEN_SERVE_DICOM", True)
 HUIZHEN_SERVE_MLLP = env_bool("HUIZHEN_SERVE_MLLP", True)
+HUIZHEN_SHOW_DEMO_LOGINS = env_bool("HUIZHEN_SHOW_DEMO_LOGINS", True)
 HUIZHEN_WS_ALLOWED_ORIGINS_CHECK = True
 
 # --- Logging: JSON lines with request IDs; no patient data in logs -------------------------------

@@ -16,6 +16,8 @@ if not REDIS_URL:
     raise ImproperlyConfigured("Set REDIS_URL (redis://...) for production.")
 
 DEBUG = False
+HUIZHEN_SHOW_DEMO_LOGINS = False
+HUIZHEN_MLLP_REQUIRE_KNOWN_SENDER = env_bool("HUIZHEN_MLLP_REQUIRE_KNOWN_SENDER", True)
 SECURE_SSL_REDIRECT = env_bool("HUIZHEN_SSL_REDIRECT", True)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

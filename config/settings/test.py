@@ -23,3 +23,6 @@ LOGGING = {  # noqa: F405
     **LOGGING,  # noqa: F405
     "root": {"handlers": ["console"], "level": "WARNING"},
 }
+
+# One test database per run, so that several runs on one server do not collide.
+DATABASES["default"]["TEST"] = {"NAME": f"test_huizhen_{os.getpid()}"}  # noqa: F405

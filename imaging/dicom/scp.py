@@ -59,8 +59,10 @@ MAX_MATCHES = 65535
 class HuizhenAE(AE):
     """An AE whose accepted calling AE titles are the ones registered in the registry."""
 
-    _known_cache: tuple[float, list[str]] = (0.0, [])
-    _known_lock = threading.Lock()
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._known_cache: tuple[float, list[str]] = (0.0, [])
+        self._known_lock = threading.Lock()
 
     @property  # type: ignore[override]
     def require_calling_aet(self) -> list[str]:
