@@ -1,6 +1,7 @@
 """Test settings: PostgreSQL and Redis, as in production (defaults: 127.0.0.1)."""
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/huizhen")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -10,13 +11,16 @@ os.environ.setdefault("HUIZHEN_SMS_BACKEND", "memory")
 from .base import *  # noqa: E402,F403
 from .base import DATA_DIR  # noqa: E402
 
-# Tasks run inline so that a test sees the result of what it dispatched; the Celery-specific
-# behaviour (acks_late, retries) is tested against a real worker in tests/interop.
+# Tasks run inline so that a test sees the result of what it dispatched.
 CELERY_TASK_ALWAYS_EAGER = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only
-MEDIA_ROOT = DATA_DIR / "test-media"
+MEDIA_ROOT = Path(os.environ.get("HUIZHEN_MEDIA_ROOT") or DATA_DIR / "test-media")
 STORAGES = {  # noqa: F405
     **STORAGES,  # noqa: F405
+    "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": MEDIA_ROOT},
+    },
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 LOGGING = {  # noqa: F405
