@@ -15,4 +15,8 @@ app.conf.beat_schedule = {
         "task": "registry.tasks.outbox_sweep",
         "schedule": 30.0,
     },
+    "hl7-inbound-sweep": {
+        "task": "ehr_bridge.tasks.inbound_sweep",
+        "schedule": 30.0,
+    },
 }

@@ -5,3 +5,6 @@ from django.utils.translation import gettext_lazy as _
 class ImagingConfig(AppConfig):
     name = "imaging"
     verbose_name = _("Imaging archive")
+
+    def ready(self) -> None:
+        from . import handlers  # noqa: F401  (registers the event subscribers)

@@ -6,8 +6,12 @@ is in its tree, and studies shared with it (or with the user) through a consult.
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
+
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
+from registry import audit
 from registry.access import CLINICAL_ROLES, Principal, organisations_subtree_q
 from registry.models import DicomApplicationEntity, Organisation
 
@@ -48,3 +52,29 @@ def known_application_entity(ae_title: str, host: str) -> DicomApplicationEntity
     if entity.host and entity.host != host:
         return None
     return entity
+
+
+def study_list(
+    principal: Principal,
+    *,
+    unmatched: bool = False,
+    since: datetime | None = None,
+    patient_id: uuid.UUID | None = None,
+) -> QuerySet[Study]:
+    """Studies the principal may see, newest first: the "new studies" list of a clinic and,
+    with ``unmatched``, the ones waiting to be linked to a registry patient."""
+    studies = studies_visible_to(principal).select_related("organisation", "patient")
+    if unmatched:
+        studies = studies.filter(patient__isnull=True)
+    if since:
+        studies = studies.filter(received_at__gte=since)
+    if patient_id:
+        studies = studies.filter(patient__external_id=patient_id)
+    audit.record(
+        actor=principal.actor,
+        action="imaging.study.list",
+        object_type="study",
+        patient_id=patient_id,
+        detail={"unmatched": unmatched},
+    )
+    return studies.order_by("-received_at", "-pk")

@@ -10,6 +10,8 @@ after the commit.
 from __future__ import annotations
 
 import errno
+import hashlib
+import io
 import logging
 import threading
 from collections import defaultdict
@@ -27,11 +29,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from registry import audit, events
+from registry.access import CLINICAL_ROLES
+from registry.errors import Conflict, Forbidden, ValidationFailed
 from registry.identity import IdentityError, parse_resident_id
 from registry.models import Organisation, Patient, PatientIdentifier
 
 from .dicom.parse import STATUS_OUT_OF_RESOURCES, InvalidDicom, ParsedInstance, parse_instance
-from .models import Instance, Series, Study
+from .models import Instance, Series, Study, StudyShare
 
 logger = logging.getLogger(__name__)
 
@@ -362,3 +366,100 @@ def repair_orphans(orphans: Orphans) -> None:
             Study.objects.filter(pk=study.pk).update(
                 number_of_instances=F("number_of_instances") - 1
             )
+
+
+# --- reconciliation, sharing and export ---------------------------------------------------------
+
+
+def study_reconcile(*, principal: Any, study: Study, patient_id: Any) -> Study:
+    """Link a study that arrived without a matching patient to a registry patient. The
+    caller has already passed the study's gate; the patient goes through the registry's."""
+    from registry.access import access_patient  # the gate audits the patient read
+
+    if principal.role not in CLINICAL_ROLES:
+        raise Forbidden(_("Only clinical staff may do this."), code="role")
+    patient = access_patient(principal, patient_id, action="imaging.study.reconcile")
+    with transaction.atomic():
+        locked = Study.objects.select_for_update().get(pk=study.pk)
+        if locked.patient_id is not None and locked.patient_id != patient.pk:
+            raise Conflict(
+                _("This study already belongs to another patient."), code="already_linked"
+            )
+        locked.patient = patient
+        locked.save(update_fields=["patient", "updated_at"])
+        audit.record(
+            actor=principal.actor,
+            action="imaging.study.reconcile",
+            object_type="study",
+            object_id=locked.external_id,
+            patient_id=patient.external_id,
+            subject_organisation_id=locked.organisation_id,
+        )
+        events.publish(
+            "imaging.study_reconciled",
+            {"study": str(locked.external_id), "patient": str(patient.external_id)},
+        )
+    return locked
+
+
+def study_share_grant(
+    *,
+    actor: audit.Actor,
+    study: Study,
+    source: str,
+    organisation: Organisation | None = None,
+    user: Any | None = None,
+    source_ref: str = "",
+) -> StudyShare:
+    """Make a study visible to a centre or a user outside the study's tree (a consult)."""
+    with transaction.atomic():
+        share = StudyShare.objects.create(
+            study=study, organisation=organisation, user=user, source=source, source_ref=source_ref
+        )
+        audit.record(
+            actor=actor,
+            action="imaging.study.share",
+            object_type="study",
+            object_id=study.external_id,
+            patient_id=study.patient.external_id if study.patient_id else None,
+            subject_organisation_id=study.organisation_id,
+            detail={"source": source, "source_ref": source_ref},
+        )
+    return share
+
+
+def export_deidentified(
+    *, principal: Any, study: Study, date_shift_days: int | None = None
+) -> Iterator[tuple[str, bytes]]:
+    """(file name, Part 10 bytes) of every instance of the study, de-identified. UIDs map
+    the same way on every export (keyed by the deployment's secret key)."""
+    from django.conf import settings as django_settings
+    from pydicom import dcmread
+
+    from .deidentify import deidentify
+
+    if date_shift_days is not None and not -3650 <= date_shift_days <= 3650:
+        raise ValidationFailed(
+            _("A date shift is at most ten years either way."),
+            fields={"date_shift_days": str(date_shift_days)},
+        )
+    key = hashlib.sha256(b"huizhen-deidentify:" + django_settings.SECRET_KEY.encode()).digest()
+    audit.record(
+        actor=principal.actor,
+        action="imaging.study.export_deidentified",
+        object_type="study",
+        object_id=study.external_id,
+        patient_id=study.patient.external_id if study.patient_id else None,
+        subject_organisation_id=study.organisation_id,
+        detail={"date_shift": date_shift_days is not None},
+    )
+    instances = Instance.objects.filter(series__study=study).order_by(
+        "series__series_number", "series_id", "instance_number", "pk"
+    )
+    for n, instance in enumerate(instances.iterator(), start=1):
+        with default_storage.open(instance.storage_key, "rb") as handle:
+            ds = dcmread(handle)
+        deidentify(ds, key=key, date_shift_days=date_shift_days)
+        out = io.BytesIO()
+        ds.save_as(out, enforce_file_format=True)
+        yield f"{n:05d}.dcm", out.getvalue()

@@ -1,0 +1,145 @@
+"""Admin for HL7 partners and the inbound message log (read-only, with replay)."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from registry import audit
+from registry.errors import DomainError
+
+from . import services
+from .models import Hl7Partner, InboundMessage, InboundMessageEvent
+
+
+@admin.register(Hl7Partner)
+class Hl7PartnerAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "organisation",
+        "sending_application",
+        "sending_facility",
+        "inbound_enabled",
+        "outbound_enabled",
+    )
+    list_filter = ("inbound_enabled", "outbound_enabled")
+    search_fields = ("name", "sending_application", "sending_facility")
+    autocomplete_fields = ("organisation",)
+
+
+class InboundMessageEventInline(admin.TabularInline):
+    model = InboundMessageEvent
+    extra = 0
+    can_delete = False
+    fields = ("at", "kind", "detail", "actor")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+def _text(value: bytes | memoryview | None, codec: str) -> str:
+    if value is None:
+        return ""
+    return bytes(value).decode(codec or "ascii", errors="replace").replace("\r", "\n")
+
+
+@admin.register(InboundMessage)
+class InboundMessageAdmin(admin.ModelAdmin):
+    list_display = (
+        "received_at",
+        "control_id",
+        "message_type",
+        "trigger_event",
+        "sending_application",
+        "sending_facility",
+        "status",
+        "attempts",
+    )
+    list_filter = ("status", "message_type", "trigger_event", "partner")
+    search_fields = ("control_id", "patient_key", "=external_id")
+    date_hierarchy = "received_at"
+    ordering = ("-id",)
+    inlines = [InboundMessageEventInline]
+    actions = ["replay"]
+    exclude = ("raw", "ack", "application_ack", "text")
+    readonly_fields = (
+        "external_id",
+        "partner",
+        "sending_application",
+        "sending_facility",
+        "receiving_application",
+        "receiving_facility",
+        "control_id",
+        "message_type",
+        "trigger_event",
+        "message_structure",
+        "version",
+        "processing_id",
+        "charset",
+        "codec",
+        "size",
+        "sha256",
+        "peer",
+        "received_at",
+        "accept_ack_type",
+        "application_ack_type",
+        "ack_code",
+        "patient_key",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "error",
+        "patient",
+        "processed_at",
+        "message_text",
+        "ack_text",
+        "application_ack_text",
+    )
+
+    @admin.display(description=_("message"))
+    def message_text(self, obj: InboundMessage) -> str:
+        return format_html("<pre>{}</pre>", obj.text.replace("\r", "\n"))
+
+    @admin.display(description=_("acknowledgement sent"))
+    def ack_text(self, obj: InboundMessage) -> str:
+        return format_html("<pre>{}</pre>", _text(obj.ack, obj.codec))
+
+    @admin.display(description=_("application acknowledgement"))
+    def application_ack_text(self, obj: InboundMessage) -> str:
+        return format_html("<pre>{}</pre>", _text(obj.application_ack, obj.codec))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("ehr_bridge.change_inboundmessage")
+
+    @admin.action(description=_("Replay the selected messages"), permissions=["replay"])
+    def replay(self, request: HttpRequest, queryset: QuerySet[InboundMessage]) -> None:
+        actor = audit.Actor(user_id=request.user.pk, username=request.user.get_username())
+        done = 0
+        for message in queryset.order_by("id"):
+            try:
+                services.inbound_replay(message_id=message.id, actor=actor, user=request.user)
+            except DomainError as exc:
+                self.message_user(request, f"{message.control_id}: {exc.message}", messages.ERROR)
+            else:
+                done += 1
+        if done:
+            self.message_user(
+                request,
+                ngettext("%(count)d message queued.", "%(count)d messages queued.", done)
+                % {"count": done},
+                messages.SUCCESS,
+            )

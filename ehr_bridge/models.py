@@ -1,0 +1,213 @@
+"""EHR bridge data: HL7 partners and the inbound message log.
+
+The message log is the durable record of what each partner sent and what we answered. A
+row's received bytes, identity (sender, control ID, hash) and the acknowledgement sent are
+written once, before the acknowledgement goes out; in PostgreSQL a trigger refuses any later
+change to them. Processing changes only the status columns, and each step appends an
+``InboundMessageEvent``.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from registry.models import BaseModel, Organisation, Patient
+
+
+class Hl7Version(models.TextChoices):
+    V2_3 = "2.3", "2.3"
+    V2_3_1 = "2.3.1", "2.3.1"
+    V2_4 = "2.4", "2.4"
+    V2_5 = "2.5", "2.5"
+    V2_5_1 = "2.5.1", "2.5.1"
+
+
+class Hl7Charset(models.TextChoices):
+    UTF8 = "UNICODE UTF-8", "UNICODE UTF-8"
+    GB18030 = "GB 18030-2000", "GB 18030-2000"
+    GBK = "GBK", "GBK"
+    ASCII = "ASCII", "ASCII"
+    LATIN1 = "8859/1", "8859/1"
+
+
+class Hl7Partner(BaseModel):
+    """A system that exchanges HL7 v2 with Huizhen (a hospital HIS, a lab system).
+
+    Inbound messages are matched to a partner by MSH-3/MSH-4 (first components). The
+    outbound endpoint fields are used by the outbound queue.
+    """
+
+    name = models.CharField(_("name"), max_length=200)
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, related_name="hl7_partners"
+    )
+    sending_application = models.CharField(_("sending application (MSH-3)"), max_length=180)
+    sending_facility = models.CharField(_("sending facility (MSH-4)"), max_length=180)
+    assigning_authority = models.CharField(
+        _("default assigning authority"),
+        max_length=64,
+        blank=True,
+        help_text=_("Used for identifiers without CX.4; the sending facility when empty."),
+    )
+    inbound_enabled = models.BooleanField(_("inbound enabled"), default=True)
+    outbound_enabled = models.BooleanField(_("outbound enabled"), default=False)
+    outbound_host = models.CharField(_("outbound host"), max_length=255, blank=True)
+    outbound_port = models.PositiveIntegerField(_("outbound port"), null=True, blank=True)
+    outbound_version = models.CharField(
+        _("outbound HL7 version"), max_length=8, choices=Hl7Version.choices, default="2.5"
+    )
+    outbound_charset = models.CharField(
+        _("outbound character set"),
+        max_length=32,
+        choices=Hl7Charset.choices,
+        default=Hl7Charset.UTF8,
+    )
+    outbound_events = models.JSONField(_("outbound events"), default=list, blank=True)
+
+    class Meta:
+        verbose_name = _("HL7 partner")
+        verbose_name_plural = _("HL7 partners")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sending_application", "sending_facility"], name="unique_hl7_partner"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def authority(self) -> str:
+        return self.assigning_authority or self.sending_facility
+
+
+class InboundStatus(models.TextChoices):
+    RECEIVED = "received", _("Received, waiting to be processed")
+    PROCESSED = "processed", _("Processed")
+    UNSUPPORTED = "unsupported", _("Stored; not applied yet (type not supported yet)")
+    ERROR = "error", _("Failed; will be retried")
+    PARKED = "parked", _("Parked after failures; waiting for replay")
+    DUPLICATE_CONFLICT = "duplicate_conflict", _("Control ID reused for different content")
+
+
+# Statuses that still wait for the worker, and hold back younger messages of the patient.
+PENDING_STATUSES = (InboundStatus.RECEIVED, InboundStatus.ERROR)
+
+
+class InboundMessage(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    external_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    partner = models.ForeignKey(
+        Hl7Partner, null=True, blank=True, on_delete=models.PROTECT, related_name="inbound"
+    )
+    sending_application = models.CharField(_("sending application"), max_length=180)
+    sending_facility = models.CharField(_("sending facility"), max_length=180)
+    receiving_application = models.CharField(max_length=180, blank=True)
+    receiving_facility = models.CharField(max_length=180, blank=True)
+    control_id = models.CharField(_("control ID (MSH-10)"), max_length=199)
+    message_type = models.CharField(_("message type"), max_length=8)
+    trigger_event = models.CharField(_("trigger event"), max_length=8)
+    message_structure = models.CharField(max_length=16, blank=True)
+    version = models.CharField(_("HL7 version"), max_length=16)
+    processing_id = models.CharField(max_length=8, blank=True)
+    charset = models.CharField(_("declared character set (MSH-18)"), max_length=32, blank=True)
+    codec = models.CharField(max_length=16)
+    raw = models.BinaryField(_("bytes received"))
+    text = models.TextField(_("decoded text"))
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64, db_index=True)
+    peer = models.CharField(_("peer address"), max_length=64, blank=True)
+    received_at = models.DateTimeField(_("received at"), default=timezone.now, db_index=True)
+    accept_ack_type = models.CharField(max_length=2, blank=True)
+    application_ack_type = models.CharField(max_length=2, blank=True)
+    ack = models.BinaryField(_("acknowledgement sent"), null=True, blank=True)
+    ack_code = models.CharField(_("acknowledgement code"), max_length=2, blank=True)
+    patient_key = models.CharField(max_length=255, blank=True)
+    status = models.CharField(
+        _("status"), max_length=20, choices=InboundStatus.choices, default=InboundStatus.RECEIVED
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    error = models.TextField(_("last error"), blank=True)
+    patient = models.ForeignKey(
+        Patient, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    application_ack = models.BinaryField(
+        _("application acknowledgement (MSH-16)"), null=True, blank=True
+    )
+    processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("inbound HL7 message")
+        verbose_name_plural = _("inbound HL7 messages")
+        constraints = [
+            # One message per sender and control ID; conflicting copies are kept beside it,
+            # once per distinct content.
+            models.UniqueConstraint(
+                fields=["sending_application", "sending_facility", "control_id"],
+                condition=~Q(status="duplicate_conflict"),
+                name="unique_inbound_control_id",
+            ),
+            models.UniqueConstraint(
+                fields=["sending_application", "sending_facility", "control_id", "sha256"],
+                condition=Q(status="duplicate_conflict"),
+                name="unique_inbound_conflict_copy",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    status__in=[
+                        "received",
+                        "processed",
+                        "unsupported",
+                        "error",
+                        "parked",
+                        "duplicate_conflict",
+                    ]
+                ),
+                name="inbound_status_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["patient_key", "status", "id"], name="inbound_patient_order"),
+            models.Index(fields=["status", "next_attempt_at"], name="inbound_due"),
+            models.Index(fields=["message_type", "trigger_event"], name="inbound_type"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.message_type}^{self.trigger_event} {self.control_id}"
+
+
+class InboundEventKind(models.TextChoices):
+    RECEIVED = "received", _("Received")
+    DUPLICATE = "duplicate", _("Duplicate answered with the original acknowledgement")
+    CONFLICT = "conflict", _("Control ID reused for different content")
+    PROCESSED = "processed", _("Processed")
+    UNSUPPORTED = "unsupported", _("Not applied: type not supported yet")
+    FAILED = "failed", _("Processing failed")
+    PARKED = "parked", _("Parked")
+    REPLAYED = "replayed", _("Replayed by an operator")
+
+
+class InboundMessageEvent(models.Model):
+    """Append-only history of one inbound message."""
+
+    id = models.BigAutoField(primary_key=True)
+    message = models.ForeignKey(InboundMessage, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=16, choices=InboundEventKind.choices)
+    at = models.DateTimeField(default=timezone.now)
+    detail = models.TextField(blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.message_id}"
