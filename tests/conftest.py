@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
@@ -54,9 +55,22 @@ def _audit_trail_guard(request):
             cursor.execute("SET session_replication_role = replica")
 
 
+def _clear_cache() -> None:
+    """Delete this run's cache keys only: other runs may share the Redis database."""
+    prefix = settings.CACHES["default"].get("KEY_PREFIX", "")
+    client = getattr(cache, "_cache", None)
+    if not prefix or client is None or not hasattr(client, "get_client"):
+        cache.clear()
+        return
+    redis = client.get_client(write=True)
+    keys = list(redis.scan_iter(match=f"{prefix}:*", count=1000))
+    if keys:
+        redis.delete(*keys)
+
+
 @pytest.fixture(autouse=True)
 def _clean_state():
-    cache.clear()
+    _clear_cache()
     sms.outbox.clear()
     yield
     sms.outbox.clear()

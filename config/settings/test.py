@@ -30,3 +30,7 @@ LOGGING = {  # noqa: F405
 
 # One test database per run, so that several runs on one server do not collide.
 DATABASES["default"]["TEST"] = {"NAME": f"test_huizhen_{os.getpid()}"}  # noqa: F405
+
+# Keys of this run only, in the shared Redis: tests clear their own keys, never the database.
+CACHES["default"]["KEY_PREFIX"] = f"test{os.getpid()}"  # noqa: F405
+CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"asgi-test{os.getpid()}"  # noqa: F405

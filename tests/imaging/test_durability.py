@@ -123,7 +123,7 @@ def test_a_killed_server_loses_no_acknowledged_instance(community, archive, tmp_
     try:
         ae = AE(ae_title="TEST_DR")
         ae.add_requested_context("1.2.840.10008.5.1.4.1.1.2", ExplicitVRLittleEndian)
-        for _ in range(100):
+        for _ in range(300):  # the server process needs a moment to start
             assoc = ae.associate("127.0.0.1", port, ae_title="HUIZHEN")
             if assoc.is_established:
                 break
@@ -132,8 +132,8 @@ def test_a_killed_server_loses_no_acknowledged_instance(community, archive, tmp_
         acknowledged: list[bytes] = []
         killer = threading.Timer(0.0, lambda: None)
         for n, raw in enumerate(objects):
-            if n == 25:  # kill while the next sends are in flight
-                killer = threading.Timer(0.05, process.send_signal, [signal.SIGKILL])
+            if n == 25:  # kill while the next send is in flight
+                killer = threading.Timer(0.002, process.send_signal, [signal.SIGKILL])
                 killer.start()
             status = assoc.send_c_store(pydicom.dcmread(_as_file(tmp_path, n, raw)))
             if status and getattr(status, "Status", None) == 0x0000:
