@@ -79,6 +79,8 @@ INSTALLED_APPS = [
     "django_prometheus",
     "registry",
     "imaging",
+    "appointments",
+    "consult",
     "ehr_bridge",
 ]
 
