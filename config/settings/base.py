@@ -178,6 +178,7 @@ CELERY_TIMEZONE = "UTC"
 # --- Files --------------------------------------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env("HUIZHEN_MEDIA_ROOT", str(DATA_DIR / "media")) or "")
@@ -230,7 +231,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
 SESSION_COOKIE_AGE = env_int("HUIZHEN_SESSION_ABSOLUTE_SECONDS", 12 * 3600)  # absolute
 HUIZHEN_SESSION_IDLE_SECONDS = env_int("HUIZHEN_SESSION_IDLE_SECONDS", 30 * 60)
 SESSION_COOKIE_HTTPONLY = True
