@@ -20,6 +20,7 @@ urlpatterns = [
     path("api/v1/appointments/", include("appointments.api_urls")),
     path("consult/", include("consult.page_urls")),
     path("portal/", include("appointments.page_urls")),
+    path("imaging/", include("imaging.page_urls")),
     path("dicomweb/", include("imaging.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
