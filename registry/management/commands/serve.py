@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand
 from django.utils.module_loading import import_string
 
 from registry.demo.data import demo_logins
+from registry.models import Membership
 
 # Protocol servers, imported by path: the registry does not depend on the apps above it.
 DICOM_START = "imaging.dicom.scp.start"
@@ -47,11 +48,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"  HL7 MLLP      {settings.HUIZHEN_MLLP_HOST}:{settings.HUIZHEN_MLLP_PORT}"
             )
-        self.stdout.write(
-            "Demo logins (password huizhen-demo unless HUIZHEN_DEMO_PASSWORD is set):"
-        )
-        for login in demo_logins():
-            self.stdout.write(f"  {login.username:<22} {login.role:<15} {login.organisation}")
+        self._print_demo_logins()
         dicom_server = None
         if dicom:
             dicom_server = import_string(DICOM_START)(
@@ -72,8 +69,17 @@ class Command(BaseCommand):
         self.stdout.write(
             "Demo logins (password huizhen-demo unless HUIZHEN_DEMO_PASSWORD is set):"
         )
+        memberships = {
+            m.user.username: m
+            for m in Membership.objects.select_related("user", "organisation").filter(
+                user__username__in=[login.username for login in logins]
+            )
+        }
         for login in logins:
-            self.stdout.write(f"  {login.username:<22} {login.role:<15} {login.organisation}")
+            membership = memberships.get(login.username)
+            where = membership.organisation.name if membership else login.organisation
+            role = membership.get_role_display() if membership else login.role
+            self.stdout.write(f"  {login.username:<22} {role}, {where}")
 
     async def _serve(self, host: str, port: int, *, mllp: bool) -> None:
         config = uvicorn.Config(
