@@ -34,7 +34,13 @@ from registry.errors import Conflict, Forbidden, ValidationFailed
 from registry.identity import IdentityError, parse_resident_id
 from registry.models import Organisation, Patient, PatientIdentifier
 
-from .dicom.parse import STATUS_OUT_OF_RESOURCES, InvalidDicom, ParsedInstance, parse_instance
+from .dicom.parse import (
+    STATUS_DOES_NOT_MATCH_SOP_CLASS,
+    STATUS_OUT_OF_RESOURCES,
+    InvalidDicom,
+    ParsedInstance,
+    parse_instance,
+)
 from .models import Instance, Series, Study, StudyShare
 
 logger = logging.getLogger(__name__)
@@ -174,6 +180,7 @@ def store_instance(raw: bytes, *, source: Source) -> StoreResult:
     try:
         with transaction.atomic():
             local_lock = _lock_uid(parsed.sop_instance_uid)
+            _check_study_owner(parsed, source)
             existing = (
                 Instance.objects.filter(sop_instance_uid=parsed.sop_instance_uid)
                 .select_related("series__study")
@@ -228,6 +235,21 @@ def store_instance(raw: bytes, *, source: Source) -> StoreResult:
     if old_key and old_key != key:
         _discard(old_key)
     return result
+
+
+def _check_study_owner(parsed: ParsedInstance, source: Source) -> None:
+    """An organisation may add to a study only if it may see that study: otherwise a sender
+    could not see what it sent, and could probe for studies of other organisations."""
+    from .selectors import studies_visible_to_organisations
+
+    study = Study.objects.filter(study_instance_uid=parsed.study_instance_uid).first()
+    if study is None:
+        return
+    if not studies_visible_to_organisations([source.organisation]).filter(pk=study.pk).exists():
+        raise InvalidDicom(
+            _("The object cannot be stored under this Study Instance UID."),
+            STATUS_DOES_NOT_MATCH_SOP_CLASS,
+        )
 
 
 def _result(outcome: str, parsed: ParsedInstance, instance_id: int | None) -> StoreResult:

@@ -348,6 +348,12 @@ HUIZHEN_DICOM_MAX_OBJECT_BYTES = env_int("HUIZHEN_DICOM_MAX_OBJECT_BYTES", 1024 
 HUIZHEN_DICOM_MAX_PIXEL_BYTES = env_int("HUIZHEN_DICOM_MAX_PIXEL_BYTES", 2 * 1024 * 1024 * 1024)
 # A different object under a known SOP Instance UID: "reject" (warning status) or "replace".
 HUIZHEN_DICOM_ON_CONFLICT = env("HUIZHEN_DICOM_ON_CONFLICT", "reject")
+# Browser viewers allowed to call DICOMweb cross-origin: "https://viewer.example.org,..." or "*".
+HUIZHEN_DICOMWEB_CORS_ORIGINS = env_list("HUIZHEN_DICOMWEB_CORS_ORIGINS", "")
+# Per-user request rate for DICOMweb (e.g. "6000/min"); unset: a viewer fetches frame by frame.
+HUIZHEN_DICOMWEB_RATE = env("HUIZHEN_DICOMWEB_RATE")
+# Most results one QIDO-RS page returns.
+HUIZHEN_DICOMWEB_MAX_RESULTS = env_int("HUIZHEN_DICOMWEB_MAX_RESULTS", 1000)
 HUIZHEN_DICOM_HOST = env("HUIZHEN_DICOM_HOST", "127.0.0.1")
 HUIZHEN_MLLP_HOST = env("HUIZHEN_MLLP_HOST", "127.0.0.1")
 HUIZHEN_MLLP_PORT = env_int("HUIZHEN_MLLP_PORT", 2575)

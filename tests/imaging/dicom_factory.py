@@ -219,17 +219,19 @@ def make_ecg(
 
 def with_changes(raw: bytes, **changes: object) -> bytes:
     """The object re-encoded with some attributes set (``None`` deletes one)."""
-    from pydicom import dcmread
+    from pydicom import config, dcmread
 
-    ds = dcmread(io.BytesIO(raw))
-    for keyword, value in changes.items():
-        if value is None:
-            if keyword in ds:
-                delattr(ds, keyword)
-        else:
-            setattr(ds, keyword, value)
-    if "SOPInstanceUID" in changes and changes["SOPInstanceUID"] is not None:
-        ds.file_meta.MediaStorageSOPInstanceUID = changes["SOPInstanceUID"]
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=False)
+    # Invalid values (a UID with path characters) are the point of some tests.
+    with config.disable_value_validation():
+        ds = dcmread(io.BytesIO(raw))
+        for keyword, value in changes.items():
+            if value is None:
+                if keyword in ds:
+                    delattr(ds, keyword)
+            else:
+                setattr(ds, keyword, value)
+        if "SOPInstanceUID" in changes and changes["SOPInstanceUID"] is not None:
+            ds.file_meta.MediaStorageSOPInstanceUID = changes["SOPInstanceUID"]
+        buffer = io.BytesIO()
+        ds.save_as(buffer, enforce_file_format=False)
     return buffer.getvalue()

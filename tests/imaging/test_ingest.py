@@ -198,3 +198,15 @@ def test_orphans_are_found_and_repaired(db, archive, source):
     services.repair_orphans(orphans)
     assert services.find_orphans(min_age=timedelta(0)) == services.Orphans([], [])
     assert Study.objects.get().number_of_instances == 2
+
+
+def test_another_organisation_cannot_add_to_a_study(db, archive, source, community):
+    first, second = make_ct_series(2, patient_id="OWN1")
+    services.store_instance(first, source=source)
+    outsider = services.Source(organisation=community.other_county, calling_ae_title="OTHER")
+    with pytest.raises(InvalidDicom):
+        services.store_instance(second, source=outsider)
+    with pytest.raises(InvalidDicom):  # not even a duplicate is confirmed to an outsider
+        services.store_instance(first, source=outsider)
+    assert Instance.objects.count() == 1
+    assert len(files_in(archive)) == 1
