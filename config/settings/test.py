@@ -12,7 +12,7 @@ from .base import *  # noqa: E402,F403
 from .base import DATA_DIR  # noqa: E402
 
 # Tasks run inline so that a test sees the result of what it dispatched.
-CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_ALWAYS_EAGER = os.environ.get("HUIZHEN_TEST_CELERY_EAGER", "true") == "true"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only
 MEDIA_ROOT = Path(os.environ.get("HUIZHEN_MEDIA_ROOT") or DATA_DIR / "test-media")
 STORAGES = {  # noqa: F405
