@@ -21,7 +21,7 @@ run: $(STAMP)
 	$(PY) manage.py serve
 
 # Lint and the whole test suite against PostgreSQL and Redis (throwaway servers if none run).
-SYSTEM_PACKAGES := storescu:dcmtk
+SYSTEM_PACKAGES := storescu:dcmtk /usr/bin/chromium:chromium
 
 test: $(STAMP)
 	scripts/ensure-system-packages $(SYSTEM_PACKAGES)

@@ -42,6 +42,7 @@
     frame.style.transform =
       `translate(${state.panX - (w * scale) / 2}px, ${state.panY - (h * scale) / 2}px) scale(${scale})`;
     overlay.setAttribute("viewBox", `0 0 ${w} ${h}`);
+    drawMeasure();
     overlay.style.width = `${w}px`; overlay.style.height = `${h}px`;
     overlay.style.left = "0"; overlay.style.top = "0";
     updateInfo();
@@ -156,7 +157,10 @@
     line.setAttribute("x2", x2); line.setAttribute("y2", y2);
     overlay.appendChild(line);
     const text = document.createElementNS(ns, "text");
-    text.setAttribute("x", x2 + 4); text.setAttribute("y", y2 - 4);
+    const scale = fit() * state.zoom;  // keep the label 14 screen pixels high at any zoom
+    text.setAttribute("font-size", String(14 / scale));
+    text.setAttribute("stroke-width", String(3 / scale));
+    text.setAttribute("x", x2 + 4 / scale); text.setAttribute("y", y2 - 4 / scale);
     if (state.spacing) {
       const mm = Math.hypot((x2 - x1) * state.spacing[1], (y2 - y1) * state.spacing[0]);
       text.textContent = `${mm.toFixed(1)} mm`;
