@@ -22,6 +22,7 @@ urlpatterns = [
     path("portal/", include("appointments.page_urls")),
     path("imaging/", include("imaging.page_urls")),
     path("dicomweb/", include("imaging.urls")),
+    path("fhir/R4/", include("ehr_bridge.fhir.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]
