@@ -19,7 +19,7 @@ ORGANISATIONS: list[tuple[str, str, str, str | None, list[str], str, str]] = [
         None,
         ["cardiology", "endocrinology", "general_medicine", "lab"],
         "QSCOUNTY",
-        "QSRMYY",
+        "COUNTY_HOSP",
     ),
     ("ecg", "青山县远程心电诊断中心", "regional_centre", "county", ["ecg"], "QSECG", "QSECG"),
     (

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from registry import audit, services
+from registry.demo import demo_seeders
 from registry.demo.data import (
     COUNTY_DIVISION_CODE,
     DEMO_MODALITY_AES,
@@ -49,6 +50,8 @@ class Command(BaseCommand):
             orgs = self._organisations()
             created_users = self._staff(orgs)
             created_patients = self._patients(orgs)
+            for seeder in demo_seeders():
+                seeder(orgs)
             if created_users or created_patients:
                 audit.record(
                     actor=audit.Actor(user_id=None, username="seed_demo"),
@@ -169,7 +172,7 @@ class Command(BaseCommand):
             )
             PatientIdentifier.objects.create(
                 patient=patient,
-                authority=township.hl7_facilities.first().code if township else "QSRMYY",
+                authority=township.hl7_facilities.first().code if township else "COUNTY_HOSP",
                 kind="MR",
                 value=f"MR{n + 1:06d}",
             )
