@@ -303,3 +303,48 @@ def test_another_organisation_cannot_retrieve(server, tmp_path):
         str(server),
     )
     assert list(got.iterdir()) == []
+
+
+def test_patient_root_find_lists_each_patient_once(server, tmp_path):
+    files = write_series(tmp_path / "a", make_ct_series(2, patient_name="Sun^Li", patient_id="PR1"))
+    files += write_series(
+        tmp_path / "b",
+        make_ct_series(1, patient_name="Sun^Li", patient_id="PR1", study_uid="1.2.826.0.1.9.1"),
+    )
+    assert (
+        dcmtk(
+            "storescu",
+            "-aet",
+            "TEST_DR",
+            "-aec",
+            "HUIZHEN",
+            "127.0.0.1",
+            str(server),
+            *map(str, files),
+        ).returncode
+        == 0
+    )
+    out = tmp_path / "found"
+    out.mkdir()
+    result = dcmtk(
+        "findscu",
+        "-aet",
+        "TEST_DR",
+        "-aec",
+        "HUIZHEN",
+        "-P",
+        "-X",
+        "-od",
+        str(out),
+        "-k",
+        "QueryRetrieveLevel=PATIENT",
+        "-k",
+        "PatientID=PR1",
+        "-k",
+        "PatientName",
+        "127.0.0.1",
+        str(server),
+    )
+    assert result.returncode == 0, result.stderr
+    answers = [pydicom.dcmread(p, force=True) for p in out.iterdir()]
+    assert [(a.PatientID, str(a.PatientName)) for a in answers] == [("PR1", "Sun^Li")]
