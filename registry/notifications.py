@@ -141,7 +141,7 @@ def sms_send(delivery_id: int) -> str:
     retry_error: sms.SmsError | None = None
     with transaction.atomic():
         row = (
-            NotificationDelivery.objects.select_for_update()
+            NotificationDelivery.objects.select_for_update(of=("self",))
             .select_related("notification__patient", "notification__user")
             .get(id=delivery_id)
         )
