@@ -1,1 +1,15 @@
-urlpatterns: list = []
+from django.urls import path
+
+from . import pages
+
+urlpatterns = [
+    path("", pages.home_page, name="portal-home"),
+    path("login/", pages.login_page, name="portal-login"),
+    path("logout/", pages.logout_page, name="portal-logout"),
+    path("switch/", pages.switch_patient, name="portal-switch"),
+    path("book/", pages.book_page, name="portal-book"),
+    path("bookings/<str:booking_id>/cancel/", pages.cancel_booking, name="portal-cancel"),
+    path("bookings/<str:booking_id>/reschedule/", pages.reschedule_page, name="portal-reschedule"),
+    path("bookings/<str:booking_id>/ics/", pages.booking_ics, name="portal-ics"),
+    path("offers/<str:entry_id>/accept/", pages.accept_offer, name="portal-offer-accept"),
+]

@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 
@@ -18,5 +19,23 @@ app.conf.beat_schedule = {
     "hl7-inbound-sweep": {
         "task": "ehr_bridge.tasks.inbound_sweep",
         "schedule": 30.0,
+    },
+    "consult-sla-sweep": {"task": "consult.tasks.sla_sweep", "schedule": 60.0},
+    "consult-critical-value-sweep": {
+        "task": "consult.tasks.critical_value_sweep",
+        "schedule": 60.0,
+    },
+    "appointments-slots-generate": {
+        "task": "appointments.tasks.slots_generate_all",
+        "schedule": crontab(hour=2, minute=15),
+    },
+    "appointments-reminders": {"task": "appointments.tasks.reminders_send", "schedule": 300.0},
+    "appointments-waitlist-holds": {
+        "task": "appointments.tasks.waitlist_holds_expire",
+        "schedule": 60.0,
+    },
+    "appointments-idempotency-purge": {
+        "task": "appointments.tasks.idempotency_purge",
+        "schedule": crontab(hour=3, minute=0),
     },
 }

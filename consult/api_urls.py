@@ -1,1 +1,50 @@
-urlpatterns: list = []
+from django.urls import path
+
+from . import api
+
+C = "consults/<str:consult_id>/"
+
+urlpatterns = [
+    path("consults/", api.ConsultListView.as_view(), name="consult-list"),
+    path("worklist/", api.WorklistView.as_view(), name="consult-worklist"),
+    path("critical-values/", api.CriticalListView.as_view(), name="consult-critical-list"),
+    path(
+        "critical-values/<str:alert_id>/acknowledge/",
+        api.CriticalAcknowledgeView.as_view(),
+        name="consult-critical-ack",
+    ),
+    path(
+        "critical-values/<str:alert_id>/outcome/",
+        api.CriticalOutcomeView.as_view(),
+        name="consult-critical-outcome",
+    ),
+    path("statistics/", api.StatisticsView.as_view(), name="consult-statistics"),
+    path("statistics.csv", api.StatisticsCsvView.as_view(), name="consult-statistics-csv"),
+    path(C, api.ConsultDetailView.as_view(), name="consult-detail"),
+    path(C + "submit/", api.SubmitView.as_view(), name="consult-submit"),
+    path(C + "resubmit/", api.ResubmitView.as_view(), name="consult-resubmit"),
+    path(C + "accept/", api.AcceptView.as_view(), name="consult-accept"),
+    path(C + "decline/", api.DeclineView.as_view(), name="consult-decline"),
+    path(C + "return/", api.ReturnView.as_view(), name="consult-return"),
+    path(C + "start/", api.StartView.as_view(), name="consult-start"),
+    path(C + "report/", api.ReportView.as_view(), name="consult-report"),
+    path(C + "sign/", api.SignView.as_view(), name="consult-sign"),
+    path(C + "amend/", api.AmendView.as_view(), name="consult-amend"),
+    path(C + "deliver/", api.DeliverView.as_view(), name="consult-deliver"),
+    path(C + "close/", api.CloseView.as_view(), name="consult-close"),
+    path(C + "cancel/", api.CancelView.as_view(), name="consult-cancel"),
+    path(C + "reassign/", api.ReassignView.as_view(), name="consult-reassign"),
+    path(C + "critical-values/", api.CriticalRaiseView.as_view(), name="consult-critical-raise"),
+    path(C + "attachments/study/", api.StudyAttachView.as_view(), name="consult-attach-study"),
+    path(C + "attachments/uploads/", api.UploadStartView.as_view(), name="consult-upload-start"),
+    path(
+        C + "attachments/<str:attachment_id>/upload/",
+        api.UploadChunkView.as_view(),
+        name="consult-upload-chunk",
+    ),
+    path(
+        C + "attachments/<str:attachment_id>/file/",
+        api.AttachmentFileView.as_view(),
+        name="consult-attachment-file",
+    ),
+]

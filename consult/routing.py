@@ -1,1 +1,7 @@
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from .consumers import WorklistConsumer
+
+websocket_urlpatterns = [
+    path("ws/consult/worklist/", WorklistConsumer.as_asgi()),
+]

@@ -101,3 +101,24 @@ def normalise_icd10(code: str) -> str:
 def mask_mobile(number: str) -> str:
     """138****5678: what may appear in logs and delivery records."""
     return f"{number[:3]}****{number[-4:]}" if len(number) == 11 else "***"
+
+
+# Compound (two-character) surnames, so that 欧阳修 is 欧阳 + 修, not 欧 + 阳修.
+COMPOUND_SURNAMES = frozenset(
+    "欧阳 司马 诸葛 上官 东方 皇甫 尉迟 公孙 慕容 长孙 宇文 司徒 夏侯 轩辕 令狐 钟离 端木 "
+    "澹台 南宫 西门 独孤 申屠 百里 呼延 东郭 赫连 闻人 万俟 太史 司空 公羊 濮阳 淳于 单于 "
+    "仲孙 拓跋 左丘 梁丘 第五 耶律 完颜".split()
+)
+_HAN = re.compile(r"^[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]+$")
+
+
+def split_chinese_name(name: str) -> tuple[str | None, list[str]]:
+    """Surname and given name of a Han name (a two-character surname when it is a known
+    compound one). Names with a separator dot (ethnic-minority names written in Han
+    characters) or other scripts are not split: (None, [])."""
+    name = name.strip()
+    if len(name) < 2 or not _HAN.match(name):
+        return None, []
+    if len(name) >= 3 and name[:2] in COMPOUND_SURNAMES:
+        return name[:2], [name[2:]]
+    return name[0], [name[1:]]

@@ -33,6 +33,7 @@ from .identity import (
     normalise_icd10,
     normalise_mobile,
     parse_resident_id,
+    split_chinese_name,
     validate_division_code,
 )
 from .models import (
@@ -236,11 +237,15 @@ def _clean_demographics(
 
 
 def pinyin_of(name: str) -> str:
-    """Hanyu pinyin as written on documents: surname, then the given name as one word."""
-    syllables = [part.capitalize() for part in lazy_pinyin(name.strip()) if part.strip()]
-    if len(syllables) < 2:
-        return "".join(syllables)
-    return f"{syllables[0]} {''.join(syllables[1:]).capitalize()}"
+    """Hanyu pinyin as written on documents: the surname, then the given name as one word
+    (欧阳秀兰 → Ouyang Xiulan)."""
+    name = name.strip()
+    family, given = split_chinese_name(name)
+    if family is None:
+        return " ".join(part.capitalize() for part in lazy_pinyin(name) if part.strip())
+    surname = "".join(lazy_pinyin(family)).capitalize()
+    rest = "".join(lazy_pinyin("".join(given))).capitalize()
+    return f"{surname} {rest}".strip()
 
 
 def _home_organisation(principal: Principal, external_id: uuid.UUID | None) -> Organisation:

@@ -300,6 +300,7 @@ SPECTACULAR_SETTINGS = {
         "OrganisationKindEnum": "registry.models.OrganisationKind",
         "IdentifierKindEnum": "registry.models.IdentifierKind",
         "ConsentKindEnum": "registry.models.ConsentKind",
+        "WeekdayEnum": "appointments.models.Weekday",
     },
 }
 
@@ -378,6 +379,24 @@ HUIZHEN_SERVE_DICOM = env_bool("HUIZHEN_SERVE_DICOM", True)
 HUIZHEN_SERVE_MLLP = env_bool("HUIZHEN_SERVE_MLLP", True)
 HUIZHEN_SHOW_DEMO_LOGINS = env_bool("HUIZHEN_SHOW_DEMO_LOGINS", True)
 HUIZHEN_WS_ALLOWED_ORIGINS_CHECK = True
+
+# --- Consults -------------------------------------------------------------------------------
+# Centres (organisation external IDs) that take a consult no centre of the county offers.
+HUIZHEN_CONSULT_FALLBACK_CENTRES = env_list("HUIZHEN_CONSULT_FALLBACK_CENTRES")
+HUIZHEN_CONSULT_AUTO_ASSIGN = env_bool("HUIZHEN_CONSULT_AUTO_ASSIGN", True)
+HUIZHEN_CONSULT_MAX_UPLOAD_BYTES = env_int("HUIZHEN_CONSULT_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
+HUIZHEN_CONSULT_CRITICAL_ACK_MINUTES = env_int("HUIZHEN_CONSULT_CRITICAL_ACK_MINUTES", 10)
+HUIZHEN_CONSULT_SLA_REROUTE_MINUTES = env_int("HUIZHEN_CONSULT_SLA_REROUTE_MINUTES", 10)
+
+# --- Appointments ---------------------------------------------------------------------------
+HUIZHEN_SLOT_WEEKS_AHEAD = env_int("HUIZHEN_SLOT_WEEKS_AHEAD", 8)
+HUIZHEN_BOOKING_CANCEL_HOURS = env_int("HUIZHEN_BOOKING_CANCEL_HOURS", 2)
+HUIZHEN_BOOKING_RESCHEDULE_HOURS = env_int("HUIZHEN_BOOKING_RESCHEDULE_HOURS", 4)
+HUIZHEN_WAITLIST_HOLD_MINUTES = env_int("HUIZHEN_WAITLIST_HOLD_MINUTES", 30)
+HUIZHEN_REMINDER_OFFSETS_MINUTES = env("HUIZHEN_REMINDER_OFFSETS_MINUTES", "1440,120")
+HUIZHEN_PORTAL_OTP_TTL_SECONDS = env_int("HUIZHEN_PORTAL_OTP_TTL_SECONDS", 300)
+HUIZHEN_PORTAL_IDLE_SECONDS = env_int("HUIZHEN_PORTAL_IDLE_SECONDS", 900)
+HUIZHEN_PORTAL_ABSOLUTE_SECONDS = env_int("HUIZHEN_PORTAL_ABSOLUTE_SECONDS", 14400)
 
 # --- Logging: JSON lines with request IDs; no patient data in logs -------------------------------
 LOG_LEVEL = env("HUIZHEN_LOG_LEVEL", "INFO")

@@ -80,3 +80,13 @@ def test_icd10_codes_are_normalised_and_checked():
     assert normalise_icd10(" e11.9 ") == "E11.9"
     with pytest.raises(IdentityError):
         normalise_icd10("hypertension")
+
+
+def test_compound_surnames_are_split_and_spelt_in_pinyin():
+    from registry.identity import split_chinese_name
+    from registry.services import pinyin_of
+
+    assert split_chinese_name("欧阳秀兰") == ("欧阳", ["秀兰"])
+    assert split_chinese_name("王伟") == ("王", ["伟"])
+    assert pinyin_of("欧阳秀兰") == "Ouyang Xiulan"
+    assert pinyin_of("张建华") == "Zhang Jianhua"

@@ -1,0 +1,491 @@
+"""REST API of consults: parse, call one service or selector, render."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from typing import Any
+
+from django.http import FileResponse, HttpResponse
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema
+from rest_framework import status
+from rest_framework.parsers import BaseParser, JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from registry.api import ORG_HEADER, StaffView, _valid
+from registry.errors import ValidationFailed
+
+from . import critical, selectors, services, uploads
+from .access import consults_visible_to
+from .serializers import (
+    AttachmentSerializer,
+    ConsultCreateSerializer,
+    ConsultDetailSerializer,
+    ConsultListQuerySerializer,
+    ConsultSummarySerializer,
+    ConsultUpdateSerializer,
+    CriticalRaiseSerializer,
+    CriticalValueSerializer,
+    OutcomeSerializer,
+    ReasonRequiredSerializer,
+    ReasonSerializer,
+    ReassignSerializer,
+    ReportSerializer,
+    ReportWriteSerializer,
+    SignSerializer,
+    StatisticsQuerySerializer,
+    StatisticsSerializer,
+    StudyAttachSerializer,
+    UploadStartSerializer,
+    UploadStateSerializer,
+    WorklistQuerySerializer,
+)
+
+
+def _input(data: dict[str, Any]) -> services.ConsultInput:
+    return services.ConsultInput(
+        consult_type=data.get("consult_type"),
+        urgency=data.get("urgency"),
+        reason=data.get("reason"),
+        proposed_time=data.get("proposed_time"),
+        record_summary=data.get("record_summary"),
+        wanted_specialty=data.get("wanted_specialty"),
+        minimum_title=data.get("minimum_title"),
+        clinical_question=data.get("clinical_question"),
+        vital_signs=data.get("vital_signs"),
+        consent_id=data.get("consent"),
+    )
+
+
+def _detail(view: StaffView, consult_id: Any) -> Response:
+    detail = selectors.consult_detail(principal=view.principal, consult_id=consult_id)
+    consult = detail.consult
+    consult._attachments = detail.attachments
+    consult._transitions = detail.transitions
+    consult._reports = detail.reports
+    consult._critical_values = detail.critical_values
+    consult._allowed = detail.allowed
+    consult._critical_findings = detail.critical_findings
+    return Response(ConsultDetailSerializer(consult).data)
+
+
+class ConsultListView(StaffView):
+    @extend_schema(
+        parameters=[ConsultListQuerySerializer, ORG_HEADER],
+        responses=ConsultSummarySerializer(many=True),
+        summary="My consult requests (clinic=true: every request of my organisation's tree)",
+    )
+    def get(self, request: Request) -> Response:
+        query = _valid(ConsultListQuerySerializer, request.query_params)
+        consults = selectors.consult_list_requested(
+            principal=self.principal, state=query.get("state"), clinic=query["clinic"]
+        )
+        return self.paginate(consults, ConsultSummarySerializer)
+
+    @extend_schema(
+        request=ConsultCreateSerializer,
+        responses={201: ConsultDetailSerializer},
+        parameters=[ORG_HEADER],
+        summary="Create a draft consult request",
+    )
+    def post(self, request: Request) -> Response:
+        data = _valid(ConsultCreateSerializer, request.data)
+        consult = services.consult_create(
+            principal=self.principal, patient_id=data["patient"], data=_input(data)
+        )
+        response = _detail(self, consult.external_id)
+        response.status_code = status.HTTP_201_CREATED
+        return response
+
+
+class ConsultDetailView(StaffView):
+    @extend_schema(responses=ConsultDetailSerializer, parameters=[ORG_HEADER])
+    def get(self, request: Request, consult_id: str) -> Response:
+        return _detail(self, consult_id)
+
+    @extend_schema(
+        request=ConsultUpdateSerializer,
+        responses=ConsultDetailSerializer,
+        parameters=[ORG_HEADER],
+        summary="Edit a draft or returned request (send the version you saw)",
+    )
+    def patch(self, request: Request, consult_id: str) -> Response:
+        data = _valid(ConsultUpdateSerializer, request.data)
+        services.consult_update(
+            principal=self.principal,
+            consult_id=consult_id,
+            data=_input(data),
+            version=data.get("version"),
+        )
+        return _detail(self, consult_id)
+
+
+class WorklistView(StaffView):
+    @extend_schema(
+        parameters=[WorklistQuerySerializer, ORG_HEADER],
+        responses=ConsultSummarySerializer(many=True),
+        summary="Specialist worklist: mine, or unassigned at my centre; urgent and due first",
+    )
+    def get(self, request: Request) -> Response:
+        query = _valid(WorklistQuerySerializer, request.query_params)
+        return self.paginate(
+            selectors.worklist(principal=self.principal, which=query["which"]),
+            ConsultSummarySerializer,
+        )
+
+
+def _action_view(service: Any, serializer: type | None, summary: str, **fixed: Any) -> type:
+    """A POST endpoint for one transition service; answers with the consult's detail."""
+
+    class ActionView(StaffView):
+        @extend_schema(
+            request=serializer,
+            responses={200: ConsultDetailSerializer},
+            parameters=[ORG_HEADER],
+            summary=summary,
+        )
+        def post(self, request: Request, consult_id: str) -> Response:
+            kwargs = dict(fixed)
+            if serializer is not None:
+                kwargs.update(_valid(serializer, request.data))
+            consult = service(principal=self.principal, consult_id=consult_id, **kwargs)
+            if not consults_visible_to(self.principal).filter(pk=consult.pk).exists():
+                # Re-routed away from the actor's centre: only the outcome is theirs to see.
+                return Response({"id": str(consult.external_id), "state": consult.state})
+            return _detail(self, consult_id)
+
+    ActionView.__name__ = f"{service.__name__.title().replace('_', '')}View"
+    ActionView.__qualname__ = ActionView.__name__
+    return ActionView
+
+
+SubmitView = _action_view(services.consult_submit, None, "Submit a draft: route it to a centre")
+ResubmitView = _action_view(
+    services.consult_submit, None, "Resubmit a returned or declined request"
+)
+AcceptView = _action_view(services.consult_accept, None, "Accept (qualified centre specialist)")
+DeclineView = _action_view(
+    services.consult_decline, ReasonRequiredSerializer, "Decline with a reason (re-routes)"
+)
+ReturnView = _action_view(
+    services.consult_return, ReasonRequiredSerializer, "Return for more information"
+)
+StartView = _action_view(services.consult_start, None, "Start reading")
+DeliverView = _action_view(services.consult_deliver, None, "Deliver the signed report")
+CloseView = _action_view(services.consult_close, None, "Close")
+CancelView = _action_view(services.consult_cancel, ReasonSerializer, "Cancel")
+
+
+class ReassignView(StaffView):
+    @extend_schema(
+        request=ReassignSerializer,
+        responses=ConsultDetailSerializer,
+        parameters=[ORG_HEADER],
+        summary="Coordinator: give the consult to a specialist (or back to the queue)",
+    )
+    def post(self, request: Request, consult_id: str) -> Response:
+        data = _valid(ReassignSerializer, request.data)
+        services.consult_reassign(
+            principal=self.principal, consult_id=consult_id, assignee_id=data.get("assignee")
+        )
+        return _detail(self, consult_id)
+
+
+class ReportView(StaffView):
+    @extend_schema(
+        request=ReportWriteSerializer,
+        responses=ReportSerializer,
+        parameters=[ORG_HEADER],
+        summary="Save the draft report (the first save marks the consult reported)",
+    )
+    def put(self, request: Request, consult_id: str) -> Response:
+        data = _valid(ReportWriteSerializer, request.data)
+        report = services.consult_report(
+            principal=self.principal, consult_id=consult_id, data=services.ReportInput(**data)
+        )
+        return Response(ReportSerializer(report).data)
+
+
+class SignView(StaffView):
+    @extend_schema(
+        request=SignSerializer,
+        responses=ReportSerializer,
+        parameters=[ORG_HEADER],
+        summary="Sign the draft report (re-enter your password)",
+    )
+    def post(self, request: Request, consult_id: str) -> Response:
+        data = _valid(SignSerializer, request.data)
+        report = services.consult_sign(
+            principal=self.principal, consult_id=consult_id, password=data["password"]
+        )
+        return Response(ReportSerializer(report).data)
+
+
+class AmendView(StaffView):
+    @extend_schema(
+        request=ReasonRequiredSerializer,
+        responses={201: ReportSerializer},
+        parameters=[ORG_HEADER],
+        summary="Open an amendment of the signed report (a new version)",
+    )
+    def post(self, request: Request, consult_id: str) -> Response:
+        data = _valid(ReasonRequiredSerializer, request.data)
+        report = services.report_amend(
+            principal=self.principal, consult_id=consult_id, reason=data["reason"]
+        )
+        return Response(ReportSerializer(report).data, status=status.HTTP_201_CREATED)
+
+
+# --- attachments ---------------------------------------------------------------------------------
+
+
+class RawBytesParser(BaseParser):
+    media_type = "application/octet-stream"
+
+    def parse(
+        self, stream: Any, media_type: str | None = None, parser_context: Any = None
+    ) -> bytes:
+        return stream.read() if stream is not None else b""
+
+
+class StudyAttachView(StaffView):
+    @extend_schema(
+        request=StudyAttachSerializer,
+        responses={201: AttachmentSerializer},
+        parameters=[ORG_HEADER],
+        summary="Attach an imaging study by Study Instance UID (it may arrive later)",
+    )
+    def post(self, request: Request, consult_id: str) -> Response:
+        data = _valid(StudyAttachSerializer, request.data)
+        attachment = uploads.attachment_add_study(
+            principal=self.principal,
+            consult_id=consult_id,
+            study_instance_uid=data["study_instance_uid"],
+        )
+        return Response(AttachmentSerializer(attachment).data, status=status.HTTP_201_CREATED)
+
+
+class UploadStartView(StaffView):
+    @extend_schema(
+        request=UploadStartSerializer,
+        responses={201: UploadStateSerializer},
+        parameters=[ORG_HEADER],
+        summary="Announce a file upload (photo, PDF, lab sheet); then PATCH its chunks",
+    )
+    def post(self, request: Request, consult_id: str) -> Response:
+        data = _valid(UploadStartSerializer, request.data)
+        attachment = uploads.attachment_upload_start(
+            principal=self.principal, consult_id=consult_id, **data
+        )
+        return Response(UploadStateSerializer(attachment).data, status=status.HTTP_201_CREATED)
+
+
+_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
+
+
+class UploadChunkView(StaffView):
+    parser_classes = [RawBytesParser, JSONParser]
+
+    @extend_schema(
+        responses=UploadStateSerializer,
+        parameters=[ORG_HEADER],
+        summary="Where to resume an upload (received_bytes)",
+    )
+    def get(self, request: Request, consult_id: str, attachment_id: str) -> Response:
+        attachment = uploads.upload_offset(
+            principal=self.principal, consult_id=consult_id, attachment_id=attachment_id
+        )
+        return Response(UploadStateSerializer(attachment).data)
+
+    @extend_schema(
+        request={"application/octet-stream": OpenApiTypes.BINARY},
+        responses=UploadStateSerializer,
+        parameters=[
+            ORG_HEADER,
+            OpenApiParameter(
+                "Content-Range",
+                str,
+                OpenApiParameter.HEADER,
+                required=True,
+                description="bytes START-END/TOTAL of this chunk (END inclusive)",
+            ),
+        ],
+        summary="Send one chunk at the offset the server holds; 409 names where to resume",
+    )
+    def patch(self, request: Request, consult_id: str, attachment_id: str) -> Response:
+        match = _RANGE.match(request.headers.get("Content-Range", "").strip())
+        data = request.data if isinstance(request.data, bytes) else b""
+        if not match:
+            raise ValidationFailed(
+                _("Send a Content-Range header: bytes START-END/TOTAL."),
+                fields={"Content-Range": _("Required.")},
+            )
+        start, end, total = (int(g) for g in match.groups())
+        if end - start + 1 != len(data):
+            raise ValidationFailed(
+                _("The Content-Range does not match the chunk's length."),
+                fields={"Content-Range": f"{len(data)}"},
+            )
+        result = uploads.attachment_upload_chunk(
+            principal=self.principal,
+            consult_id=consult_id,
+            attachment_id=attachment_id,
+            offset=start,
+            total=total,
+            data=data,
+        )
+        return Response(UploadStateSerializer(result.attachment).data)
+
+
+class AttachmentFileView(StaffView):
+    @extend_schema(
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        parameters=[ORG_HEADER],
+        summary="Download an uploaded attachment",
+    )
+    def get(self, request: Request, consult_id: str, attachment_id: str) -> FileResponse:
+        attachment, handle = uploads.attachment_open(
+            principal=self.principal, consult_id=consult_id, attachment_id=attachment_id
+        )
+        return FileResponse(
+            handle, content_type=attachment.content_type, filename=attachment.filename
+        )
+
+
+# --- critical values -----------------------------------------------------------------------------
+
+
+class CriticalRaiseView(StaffView):
+    @extend_schema(
+        request=CriticalRaiseSerializer,
+        responses={201: CriticalValueSerializer},
+        parameters=[ORG_HEADER],
+        summary="Flag a critical finding: the requesting doctor is alerted by push and SMS",
+    )
+    def post(self, request: Request, consult_id: str) -> Response:
+        data = _valid(CriticalRaiseSerializer, request.data)
+        alert = critical.critical_value_raise(
+            principal=self.principal, consult_id=consult_id, **data
+        )
+        return Response(CriticalValueSerializer(alert).data, status=status.HTTP_201_CREATED)
+
+
+class CriticalListView(StaffView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, required=False, enum=["open", "acknowledged"]),
+            ORG_HEADER,
+        ],
+        responses=CriticalValueSerializer(many=True),
+        summary="Critical values: open first, with time to acknowledgement and outcome",
+    )
+    def get(self, request: Request) -> Response:
+        alerts = selectors.critical_value_list(
+            principal=self.principal, status=request.query_params.get("status") or None
+        )
+        return self.paginate(alerts, CriticalValueSerializer)
+
+
+class CriticalAcknowledgeView(StaffView):
+    @extend_schema(request=None, responses=CriticalValueSerializer, parameters=[ORG_HEADER])
+    def post(self, request: Request, alert_id: str) -> Response:
+        alert = critical.critical_value_acknowledge(principal=self.principal, alert_id=alert_id)
+        return Response(CriticalValueSerializer(alert).data)
+
+
+class CriticalOutcomeView(StaffView):
+    @extend_schema(
+        request=OutcomeSerializer, responses=CriticalValueSerializer, parameters=[ORG_HEADER]
+    )
+    def post(self, request: Request, alert_id: str) -> Response:
+        data = _valid(OutcomeSerializer, request.data)
+        alert = critical.critical_value_record_outcome(
+            principal=self.principal, alert_id=alert_id, outcome=data["outcome"]
+        )
+        return Response(CriticalValueSerializer(alert).data)
+
+
+# --- statistics ----------------------------------------------------------------------------------
+
+
+def _statistics(view: StaffView, request: Request) -> selectors.Statistics:
+    query = _valid(StatisticsQuerySerializer, request.query_params)
+    return selectors.consult_statistics(
+        principal=view.principal, since=query.get("since"), until=query.get("until")
+    )
+
+
+class StatisticsView(StaffView):
+    @extend_schema(
+        parameters=[StatisticsQuerySerializer, ORG_HEADER],
+        responses=StatisticsSerializer,
+        summary="Reading statistics: turnaround, SLAs, declines, returned rates",
+    )
+    def get(self, request: Request) -> Response:
+        result = _statistics(self, request)
+        return Response(
+            StatisticsSerializer(
+                {
+                    "turnaround": result.turnaround,
+                    "decline_reasons": [
+                        {"reason": r, "count": n} for r, n in result.decline_reasons
+                    ],
+                    "clinics": result.clinics,
+                }
+            ).data
+        )
+
+
+class StatisticsCsvView(StaffView):
+    @extend_schema(
+        parameters=[StatisticsQuerySerializer, ORG_HEADER],
+        responses={(200, "text/csv"): OpenApiTypes.STR},
+        summary="Reading statistics as CSV",
+    )
+    def get(self, request: Request) -> HttpResponse:
+        result = _statistics(self, request)
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(
+            [
+                _("centre"),
+                _("specialty"),
+                _("reader"),
+                _("consults"),
+                _("reported"),
+                _("median minutes to signed report"),
+                _("accept SLA met"),
+                _("accept SLA missed"),
+                _("report SLA met"),
+                _("report SLA missed"),
+            ]
+        )
+        for r in result.turnaround:
+            writer.writerow(
+                [
+                    r.centre,
+                    r.specialty,
+                    r.reader,
+                    r.consults,
+                    r.reported,
+                    "" if r.median_minutes is None else r.median_minutes,
+                    r.accept_met,
+                    r.accept_missed,
+                    r.report_met,
+                    r.report_missed,
+                ]
+            )
+        writer.writerow([])
+        writer.writerow([_("clinic"), _("submitted"), _("returned"), _("declined"), _("rate")])
+        for c in result.clinics:
+            writer.writerow([c.clinic, c.submitted, c.returned, c.declined, c.returned_rate])
+        writer.writerow([])
+        writer.writerow([_("decline reason"), _("count")])
+        for reason, count in result.decline_reasons:
+            writer.writerow([reason, count])
+        response = HttpResponse("\ufeff" + out.getvalue(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="consult-statistics.csv"'
+        return response
