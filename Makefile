@@ -22,6 +22,7 @@ run: $(STAMP)
 
 # Lint and the whole test suite against PostgreSQL and Redis (throwaway servers if none run).
 SYSTEM_PACKAGES := storescu:dcmtk /usr/bin/chromium:chromium
+BENCH_PACKAGES := /usr/share/orthanc/plugins/libOrthancWSI.so:orthanc-wsi
 
 test: $(STAMP)
 	scripts/ensure-system-packages $(SYSTEM_PACKAGES)
@@ -31,8 +32,8 @@ test: $(STAMP)
 	scripts/with-test-services $(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	scripts/ensure-system-packages $(SYSTEM_PACKAGES)
-	scripts/with-test-services $(PY) -m pytest -q tests/bench -p no:cacheprovider -o testpaths=tests/bench $(PYTEST_ARGS)
+	scripts/ensure-system-packages $(SYSTEM_PACKAGES) $(BENCH_PACKAGES)
+	scripts/with-test-services $(PY) -m pytest -q -s tests/bench -p no:cacheprovider -o testpaths=tests/bench -o python_files="test_*.py bench_*.py" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -10,6 +10,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 app = Celery("huizhen")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Task modules inside app sub-packages.
+app.autodiscover_tasks(["imaging.pathology"])
 
 app.conf.beat_schedule = {
     "outbox-sweep": {

@@ -142,3 +142,4 @@ class StudyView(models.Model):
 
     def __str__(self) -> str:
         return f"{self.study_id}:{self.user_id}"
+from .pathology.models import *  # noqa: E402,F401,F403

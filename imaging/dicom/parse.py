@@ -261,10 +261,13 @@ def _check_pixels(ds: Dataset, ts: UID, *, max_pixel_bytes: int) -> None:
     expected = expected_pixel_bytes(ds)
     if expected is None:
         raise InvalidDicom(_("Pixel data without Rows, Columns and Bits Allocated."))
-    if expected > max_pixel_bytes:
+    frames = _int(ds, "NumberOfFrames") or 1
+    # Images are decoded frame by frame (tiled slides: tile by tile), so the bound that
+    # protects memory is the size of one decoded frame.
+    if expected // frames > max_pixel_bytes:
         raise InvalidDicom(
-            _("The image would decode to %(size)d bytes, more than the %(limit)d allowed.")
-            % {"size": expected, "limit": max_pixel_bytes},
+            _("A frame would decode to %(size)d bytes, more than the %(limit)d allowed.")
+            % {"size": expected // frames, "limit": max_pixel_bytes},
             STATUS_OUT_OF_RESOURCES,
         )
     if not ts.is_compressed and len(value) < expected:
