@@ -7,7 +7,7 @@ from django.conf import settings
 
 def _check(**extra: str) -> subprocess.CompletedProcess:
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
         "DJANGO_SECRET_KEY": "x7#Lq9-production-like-secret-key-with-enough-entropy-2026-!",
         "DATABASE_URL": "postgres://huizhen@127.0.0.1:5432/huizhen",
