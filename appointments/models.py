@@ -236,7 +236,7 @@ class Booking(BaseModel):
         constraints = [
             models.UniqueConstraint(
                 fields=["patient", "visit_type", "day"],
-                condition=Q(status__in=list(ACTIVE_STATUSES)),
+                condition=Q(status__in=sorted(ACTIVE_STATUSES)),  # sorted: a stable migration
                 name="one_active_booking_per_patient_type_day",
             )
         ]

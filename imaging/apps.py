@@ -8,3 +8,4 @@ class ImagingConfig(AppConfig):
 
     def ready(self) -> None:
         from . import handlers  # noqa: F401  (registers the event subscribers)
+        from .ecg import handlers as ecg_handlers  # noqa: F401

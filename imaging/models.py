@@ -142,4 +142,7 @@ class StudyView(models.Model):
 
     def __str__(self) -> str:
         return f"{self.study_id}:{self.user_id}"
+
+
+from .ecg.models import *  # noqa: E402,F401,F403
 from .pathology.models import *  # noqa: E402,F401,F403

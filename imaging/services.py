@@ -46,6 +46,8 @@ from .models import Instance, Series, Study, StudyShare
 logger = logging.getLogger(__name__)
 
 STORED, DUPLICATE, REPLACED, CONFLICT = "stored", "duplicate", "replaced", "conflict"
+# 12-lead ECG and general ECG waveforms: measured by the ECG service when stored.
+WAVEFORM_SOP_CLASSES = frozenset({"1.2.840.10008.5.1.4.1.1.9.1.1", "1.2.840.10008.5.1.4.1.1.9.1.2"})
 # Warning status for a different object under a known UID that was not stored (PS3.4 B.2.3
 # leaves the 0xB000-0xBFFF range to warnings; 0xB006 reads "elements discarded").
 STATUS_CONFLICT_WARNING = 0xB006
@@ -215,6 +217,11 @@ def store_instance(raw: bytes, *, source: Source) -> StoreResult:
                 instance = existing
                 outcome = REPLACED
             study = instance.series.study
+            if outcome in (STORED, REPLACED) and parsed.sop_class_uid in WAVEFORM_SOP_CLASSES:
+                events.publish(
+                    "imaging.waveform_stored",
+                    {"study": str(study.external_id), "instance": instance.pk},
+                )
             if outcome == STORED and study.number_of_instances == 1:
                 events.publish(
                     "imaging.study_arrived",

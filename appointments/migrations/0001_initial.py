@@ -259,7 +259,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='booking',
-            constraint=models.UniqueConstraint(condition=models.Q(('status__in', ['requested', 'confirmed', 'checked_in'])), fields=('patient', 'visit_type', 'day'), name='one_active_booking_per_patient_type_day'),
+            constraint=models.UniqueConstraint(condition=models.Q(('status__in', ['checked_in', 'confirmed', 'requested'])), fields=('patient', 'visit_type', 'day'), name='one_active_booking_per_patient_type_day'),
         ),
         migrations.AddIndex(
             model_name='waitlistentry',
