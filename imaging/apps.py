@@ -7,5 +7,12 @@ class ImagingConfig(AppConfig):
     verbose_name = _("Imaging archive")
 
     def ready(self) -> None:
-        from . import handlers  # noqa: F401  (registers the event subscribers)
+        from registry.demo import register_seeder
+
+        from . import (
+            demo,
+            handlers,  # noqa: F401  (registers the event subscribers)
+        )
         from .ecg import handlers as ecg_handlers  # noqa: F401
+
+        register_seeder(demo.seed)
