@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -881,3 +882,69 @@ def sla_reroute(consult: ConsultRequest, *, previous: int | None, reason: str) -
         detail={"centre": str(centre.external_id)},
     )
     return True
+
+
+# --- machine findings ----------------------------------------------------------------------
+
+OPEN_FOR_PRIORITY = frozenset(
+    {
+        ConsultState.DRAFT,
+        ConsultState.SUBMITTED,
+        ConsultState.QUEUED,
+        ConsultState.ACCEPTED,
+        ConsultState.IN_PROGRESS,
+        ConsultState.RETURNED,
+        ConsultState.DECLINED,
+    }
+)
+
+
+def consult_raise_priority(*, study_external_id: str, reason: str, detail: dict[str, Any]) -> int:
+    """Make every open consult that carries this study an emergency (a machine-flagged
+    emergency pattern, e.g. possible ST elevation on the ECG). Deadlines shorten to the
+    emergency SLA counted from now; the centre and the assignee are told. Returns how many
+    consults changed."""
+    study = Study.objects.filter(external_id=study_external_id).first()
+    if study is None:
+        return 0
+    ids = list(
+        ConsultRequest.objects.filter(
+            Q(attachments__study=study)
+            | Q(attachments__study_instance_uid=study.study_instance_uid),
+            state__in=OPEN_FOR_PRIORITY,
+        )
+        .exclude(urgency=Urgency.EMERGENCY)
+        .values_list("pk", flat=True)
+        .distinct()
+    )
+    changed = 0
+    actor = audit.Actor(user_id=None, username="system:machine-finding")
+    for pk in ids:
+        with transaction.atomic():
+            consult = _lock_pk(pk)
+            if consult.state not in OPEN_FOR_PRIORITY or consult.urgency == Urgency.EMERGENCY:
+                continue
+            previous = consult.urgency
+            consult.urgency = Urgency.EMERGENCY
+            fields = ["urgency", "updated_at"]
+            if consult.centre_id is not None:
+                deadlines = centres.deadlines_for(consult.centre, Urgency.EMERGENCY, timezone.now())
+                consult.accept_by, consult.report_by = deadlines.accept_by, deadlines.report_by
+                fields += ["accept_by", "report_by"]
+            consult.save(update_fields=fields)
+            audit.record(
+                actor=actor,
+                action="consult.priority_raised",
+                object_type="consult",
+                object_id=consult.external_id,
+                patient_id=consult.patient.external_id,
+                subject_organisation_id=consult.requesting_organisation_id,
+                detail={"from": previous, "reason": reason, **detail},
+            )
+            events.publish(
+                "consult.priority_raised",
+                {"consult": str(consult.external_id), "from": previous, "reason": reason},
+            )
+            push.worklist_changed(consult)
+            changed += 1
+    return changed
