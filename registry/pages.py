@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from .access import principal_for
 from .auth import SecondFactorRequired, sign_in
 from .errors import DomainError
+from .models import Role
 
 
 def _safe_next(request: HttpRequest, target: str) -> str:
@@ -59,4 +60,8 @@ def sign_out_page(request: HttpRequest) -> HttpResponse:
 @login_required
 def home_page(request: HttpRequest) -> HttpResponse:
     principal = principal_for(request.user, request.GET.get("organisation"))
-    return render(request, "registry/home.html", {"principal": principal})
+    context = {
+        "principal": principal,
+        "is_specialist": principal.has_role(Role.SPECIALIST, Role.COORDINATOR),
+    }
+    return render(request, "registry/home.html", context)
