@@ -21,7 +21,8 @@ run: $(STAMP)
 	$(PY) manage.py serve
 
 # Lint and the whole test suite against PostgreSQL and Redis (throwaway servers if none run).
-SYSTEM_PACKAGES := storescu:dcmtk /usr/bin/chromium:chromium
+SYSTEM_PACKAGES := storescu:dcmtk /usr/bin/chromium:chromium Orthanc:orthanc \
+	/usr/share/orthanc/plugins/libOrthancDicomWeb.so:orthanc-dicomweb
 BENCH_PACKAGES := /usr/share/orthanc/plugins/libOrthancWSI.so:orthanc-wsi
 
 test: $(STAMP)

@@ -20,6 +20,7 @@ urlpatterns = [
     path("api/v1/pathology/", include("imaging.pathology.urls")),
     path("api/v1/consult/", include("consult.api_urls")),
     path("api/v1/appointments/", include("appointments.api_urls")),
+    path("api/v1/hl7/", include("ehr_bridge.api_urls")),
     path("consult/", include("consult.page_urls")),
     path("portal/", include("appointments.page_urls")),
     path("imaging/", include("imaging.page_urls")),

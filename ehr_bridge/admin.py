@@ -12,8 +12,8 @@ from django.utils.translation import ngettext
 from registry import audit
 from registry.errors import DomainError
 
-from . import services
-from .models import Hl7Partner, InboundMessage, InboundMessageEvent
+from . import outbound, services
+from .models import Hl7Partner, InboundMessage, InboundMessageEvent, OutboundMessage
 
 
 @admin.register(Hl7Partner)
@@ -143,3 +143,69 @@ class InboundMessageAdmin(admin.ModelAdmin):
                 % {"count": done},
                 messages.SUCCESS,
             )
+
+
+@admin.register(OutboundMessage)
+class OutboundMessageAdmin(admin.ModelAdmin):
+    list_display = (
+        "created_at",
+        "control_id",
+        "event_type",
+        "partner",
+        "patient_key",
+        "status",
+        "attempts",
+        "next_attempt_at",
+    )
+    list_filter = ("status", "event_type", "partner")
+    search_fields = ("control_id", "patient_key", "=external_id")
+    ordering = ("-id",)
+    actions = ["replay"]
+    exclude = ("payload", "ack")
+    readonly_fields = (
+        "external_id",
+        "partner",
+        "event_type",
+        "patient_key",
+        "codec",
+        "control_id",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "last_error",
+        "ack_code",
+        "created_at",
+        "sent_at",
+        "acked_at",
+        "payload_text",
+        "ack_text",
+    )
+
+    @admin.display(description=_("message"))
+    def payload_text(self, obj: OutboundMessage) -> str:
+        return format_html("<pre>{}</pre>", _text(obj.payload, obj.codec))
+
+    @admin.display(description=_("acknowledgement received"))
+    def ack_text(self, obj: OutboundMessage) -> str:
+        return format_html("<pre>{}</pre>", _text(obj.ack, "latin-1"))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("ehr_bridge.change_outboundmessage")
+
+    @admin.action(description=_("Replay the selected dead messages"), permissions=["replay"])
+    def replay(self, request: HttpRequest, queryset: QuerySet[OutboundMessage]) -> None:
+        actor = audit.Actor(user_id=request.user.pk, username=request.user.get_username())
+        for message in queryset.order_by("id"):
+            try:
+                outbound.outbound_replay(message_id=message.id, actor=actor)
+            except DomainError as exc:
+                self.message_user(request, f"{message.control_id}: {exc.message}", messages.ERROR)

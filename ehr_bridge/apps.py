@@ -7,4 +7,8 @@ class EhrBridgeConfig(AppConfig):
     verbose_name = _("EHR bridge")
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401 - registers the deploy checks
+        from registry.demo import register_seeder
+
+        from . import checks, demo  # noqa: F401 - checks registers the deploy checks
+
+        register_seeder(demo.seed)

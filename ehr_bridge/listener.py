@@ -16,10 +16,12 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from . import mllp, services
 
@@ -33,17 +35,40 @@ class _Server:
         self.idle_timeout = float(settings.HUIZHEN_MLLP_IDLE_TIMEOUT)
         self.max_connections = settings.HUIZHEN_MLLP_MAX_CONNECTIONS
         self.connections = 0
+        # Each database thread keeps its own connection open between messages (opening one
+        # per message would cost more than storing the message); a connection that failed is
+        # closed, and the next message opens a new one.
         self.db_executor = ThreadPoolExecutor(
             max_workers=settings.HUIZHEN_MLLP_DB_THREADS, thread_name_prefix="mllp-db"
         )
         self.dispatch_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mllp-task")
-        self.receive = database_sync_to_async(
-            services.inbound_receive, thread_sensitive=False, executor=self.db_executor
-        )
-        self.dispatch = database_sync_to_async(
-            services.inbound_dispatch, thread_sensitive=False, executor=self.dispatch_executor
-        )
+        self.db_connections: list[Any] = []
         self.background: set[asyncio.Task[None]] = set()
+
+    def _in_db_thread(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        db = connections[DEFAULT_DB_ALIAS]
+        if not any(known is db for known in self.db_connections):
+            db.inc_thread_sharing()  # so that close() may close it from the event loop's thread
+            self.db_connections.append(db)
+        try:
+            return func(*args, **kwargs)
+        except Exception:
+            with contextlib.suppress(Exception):
+                db.close()
+            raise
+
+    async def receive(self, **kwargs: Any) -> services.ReceiveResult:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self.db_executor, lambda: self._in_db_thread(services.inbound_receive, **kwargs)
+        )
+
+    async def dispatch(self, message_id: int) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(
+            self.dispatch_executor,
+            lambda: self._in_db_thread(services.inbound_dispatch, message_id),
+        )
 
     async def close(self) -> None:
         """Let hand-offs already started finish (bounded), then stop the threads."""
@@ -52,6 +77,9 @@ class _Server:
         loop = asyncio.get_running_loop()
         for executor in (self.dispatch_executor, self.db_executor):
             await loop.run_in_executor(None, executor.shutdown, True)
+        for db in self.db_connections:
+            with contextlib.suppress(Exception):
+                db.close()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         sock = writer.get_extra_info("socket")

@@ -68,7 +68,21 @@ class Hl7Partner(BaseModel):
         choices=Hl7Charset.choices,
         default=Hl7Charset.UTF8,
     )
-    outbound_events = models.JSONField(_("outbound events"), default=list, blank=True)
+    outbound_events = models.JSONField(
+        _("outbound events"),
+        default=list,
+        blank=True,
+        help_text=_('Message types sent to this partner, e.g. ["ORU^R01", "SIU^S12"].'),
+    )
+    outbound_ack_timeout = models.PositiveSmallIntegerField(
+        _("acknowledgement timeout (seconds)"), default=30
+    )
+    outbound_max_attempts = models.PositiveSmallIntegerField(
+        _("attempts before a message is dead-lettered"), default=8
+    )
+    outbound_include_pdf = models.BooleanField(
+        _("attach report PDFs (OBX of type ED)"), default=False
+    )
 
     class Meta:
         verbose_name = _("HL7 partner")
@@ -211,3 +225,68 @@ class InboundMessageEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.message_id}"
+
+
+# --- Outbound --------------------------------------------------------------------------------
+
+
+class OutboundStatus(models.TextChoices):
+    PENDING = "pending", _("Waiting to be sent")
+    SENT = "sent", _("Sent, waiting for the acknowledgement")
+    ACKED = "acked", _("Acknowledged (AA)")
+    DEAD = "dead", _("Given up after failures; waiting for replay")
+
+
+# Statuses that hold back younger messages of the same partner and patient.
+OUTBOUND_BLOCKING = (OutboundStatus.PENDING, OutboundStatus.SENT)
+
+
+class OutboundMessage(models.Model):
+    """One HL7 message to send to a partner, in order per partner and patient.
+
+    ``payload`` holds the exact bytes sent (encoded in the partner's character set when
+    queued); a retry sends the same bytes with the same control ID, so that a receiver that
+    already applied it answers with its original acknowledgement.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    external_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    partner = models.ForeignKey(Hl7Partner, on_delete=models.PROTECT, related_name="outbound")
+    event_type = models.CharField(_("event type"), max_length=32)
+    patient_key = models.CharField(_("patient key"), max_length=255, blank=True)
+    payload = models.BinaryField(_("bytes to send"))
+    codec = models.CharField(max_length=16)
+    control_id = models.CharField(_("control ID (MSH-10)"), max_length=199)
+    status = models.CharField(
+        _("status"), max_length=8, choices=OutboundStatus.choices, default=OutboundStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.TextField(_("last error"), blank=True)
+    ack = models.BinaryField(_("acknowledgement received"), null=True, blank=True)
+    ack_code = models.CharField(_("acknowledgement code"), max_length=2, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    acked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("outbound HL7 message")
+        verbose_name_plural = _("outbound HL7 messages")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["partner", "control_id"], name="unique_outbound_control_id"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "sent", "acked", "dead"]),
+                name="outbound_status_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["partner", "patient_key", "status", "id"], name="outbound_patient_order"
+            ),
+            models.Index(fields=["status", "next_attempt_at"], name="outbound_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.control_id}"

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from celery import shared_task
 
-from . import services
+from . import outbound, services
 
 
 @shared_task(acks_late=True, time_limit=300, soft_time_limit=270)
@@ -29,3 +29,30 @@ def inbound_sweep() -> int:
     for message_id in ids:
         services.inbound_dispatch(message_id)
     return len(ids)
+
+
+@shared_task(acks_late=True, time_limit=600, soft_time_limit=570)
+def outbound_send(message_id: int) -> int:
+    """Send the queue of the message's partner and patient; a failure schedules its retry.
+
+    Idempotent: acknowledged rows are never claimed again, and a row in flight is skipped.
+    """
+    result = outbound.outbound_send(message_id=message_id)
+    if result.retry_at is not None:
+        outbound_send.apply_async((message_id,), eta=result.retry_at)
+    return result.acked
+
+
+@shared_task(acks_late=True, time_limit=600, soft_time_limit=570)
+def outbound_drain(partner_id: int) -> int:
+    """Send every due message of a partner (used by the sweep)."""
+    return outbound.outbound_drain(partner_id=partner_id).acked
+
+
+@shared_task(acks_late=True, time_limit=120, soft_time_limit=100)
+def outbound_sweep() -> int:
+    """Periodic: recover abandoned sends and start the partners with due messages."""
+    partners = outbound.outbound_sweep()
+    for partner_id in partners:
+        outbound_drain.delay(partner_id)
+    return len(partners)

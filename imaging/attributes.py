@@ -30,12 +30,23 @@ def _put(out: dict[str, Any], keyword: str, value: Any) -> None:
     if value not in (None, "", []):
         values = value if isinstance(value, list) else [value]
         if vr == "PN":
-            element["Value"] = [{"Alphabetic": str(v)} for v in values]
+            element["Value"] = [person_name_json(str(v)) for v in values]
         elif vr in ("IS", "SL", "SS", "UL", "US"):
             element["Value"] = [int(v) for v in values]
         else:
             element["Value"] = [str(v) for v in values]
     out[f"{tag:08X}"] = element
+
+
+def person_name_json(value: str) -> dict[str, str]:
+    """A PN value as DICOM JSON (PS3.18 F.2.2): its alphabetic, ideographic and phonetic
+    component groups, separated by "=" in the DICOM value."""
+    groups = value.split("=")
+    out = {}
+    for key, group in zip(("Alphabetic", "Ideographic", "Phonetic"), groups, strict=False):
+        if group:
+            out[key] = group
+    return out
 
 
 def _include(out: dict[str, Any], metadata: dict[str, Any], keywords: Iterable[str]) -> None:

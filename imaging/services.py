@@ -270,14 +270,17 @@ def _result(outcome: str, parsed: ParsedInstance, instance_id: int | None) -> St
 
 
 def _index_new(parsed: ParsedInstance, key: str, source: Source) -> Instance:
-    study, created = Study.objects.get_or_create(
-        study_instance_uid=parsed.study_instance_uid,
-        defaults={
-            **parsed.study,
-            "organisation": source.organisation,
-            "patient": match_patient(parsed, source.organisation),
-        },
-    )
+    study = Study.objects.filter(study_instance_uid=parsed.study_instance_uid).first()
+    created = False
+    if study is None:  # match the patient only for a new study: once per study, not per image
+        study, created = Study.objects.get_or_create(
+            study_instance_uid=parsed.study_instance_uid,
+            defaults={
+                **parsed.study,
+                "organisation": source.organisation,
+                "patient": match_patient(parsed, source.organisation),
+            },
+        )
     # Lock the study row: counters and the modality list change together.
     study = Study.objects.select_for_update().get(pk=study.pk)
     series, series_created = Series.objects.get_or_create(

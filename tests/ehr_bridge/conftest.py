@@ -172,3 +172,85 @@ def partner(community) -> Hl7Partner:
         sending_facility="COUNTY_HOSP",
         assigning_authority="COUNTY_HOSP",
     )
+
+
+class Receiver:
+    """A tiny asyncio MLLP receiver, as a hospital system runs one: answers AA, or AE for
+    the first ``fail_first`` messages, or never answers (``silent``). Records what came."""
+
+    def __init__(self, *, fail_first: int = 0, silent: bool = False) -> None:
+        self.fail_first, self.silent = fail_first, silent
+        self.received: list[bytes] = []
+        self.connections = 0
+        self.port = _free_port()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._server: asyncio.base_events.Server | None = None
+
+    @property
+    def control_ids(self) -> list[str]:
+        return [raw.split(b"\r", 1)[0].decode("latin-1").split("|")[9] for raw in self.received]
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                await reader.readuntil(VT)
+                payload = (await reader.readuntil(FS + CR))[:-2]
+                self.received.append(payload)
+                if self.silent:
+                    continue
+                msh = payload.split(b"\r", 1)[0].decode("latin-1").split("|")
+                code = "AE" if len(self.received) <= self.fail_first else "AA"
+                err = "\rERR||||E|||||Try again later" if code == "AE" else ""
+                ack = (
+                    f"MSH|^~\\&|{msh[4]}|{msh[5]}|{msh[2]}|{msh[3]}|20240301||ACK|A{msh[9]}|P|"
+                    f"{msh[11]}\rMSA|{code}|{msh[9]}{err}\r"
+                )
+                writer.write(VT + ack.encode("latin-1") + FS + CR)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+
+        async def main() -> None:
+            self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+            self._ready.set()
+            async with self._server:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._server.serve_forever()
+
+        self._loop.run_until_complete(main())
+
+    def start(self) -> Receiver:
+        self._thread.start()
+        assert self._ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        def cancel_all() -> None:
+            for task in asyncio.all_tasks():
+                task.cancel()
+
+        if self._loop.is_running():
+            self._loop.call_soon_threadsafe(cancel_all)
+        self._thread.join(10)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Callable[..., Receiver]]:
+    started: list[Receiver] = []
+
+    def start(**kwargs: object) -> Receiver:
+        rcv = Receiver(**kwargs).start()  # type: ignore[arg-type]
+        started.append(rcv)
+        return rcv
+
+    yield start
+    for rcv in started:
+        rcv.stop()

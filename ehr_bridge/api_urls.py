@@ -1,0 +1,20 @@
+from django.urls import path
+
+from . import api
+
+urlpatterns = [
+    path("messages/", api.InboundListView.as_view(), name="hl7-message-list"),
+    path("messages/<str:message_id>/", api.InboundDetailView.as_view(), name="hl7-message"),
+    path(
+        "messages/<str:message_id>/replay/",
+        api.InboundReplayView.as_view(),
+        name="hl7-message-replay",
+    ),
+    path("outbound/", api.OutboundListView.as_view(), name="hl7-outbound-list"),
+    path("outbound/<str:message_id>/", api.OutboundDetailView.as_view(), name="hl7-outbound"),
+    path(
+        "outbound/<str:message_id>/replay/",
+        api.OutboundReplayView.as_view(),
+        name="hl7-outbound-replay",
+    ),
+]
