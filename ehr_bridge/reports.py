@@ -1,0 +1,107 @@
+"""Signed consult reports go back to the hospital: ORU^R01 to every partner that takes it."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from django.db import transaction
+from django.utils import timezone
+
+from consult.models import ConsultRequest, Report
+from registry.events import Event, subscribe
+
+from . import builders
+from .outbound import enqueue_outbound, partners_for_event
+
+logger = logging.getLogger(__name__)
+EVENT = "ORU^R01"
+
+
+def _patient(consult: ConsultRequest) -> builders.PatientData:
+    patient = consult.patient
+    return builders.PatientData(
+        identifiers=tuple(
+            builders.Identifier(value=i.value, authority=i.authority, type_code=i.kind)
+            for i in patient.identifiers.all()
+        ),
+        name=patient.name,
+        sex=patient.sex,
+        birth_date=patient.birth_date,
+        id_number=patient.id_number or "",
+    )
+
+
+def _report(consult: ConsultRequest, report: Report, *, corrected: bool) -> builders.ConsultReport:
+    signer = report.signed_by
+    profile = getattr(signer, "staff", None)
+    sections = tuple(
+        builders.ReportSection(title=title, text=text)
+        for title, text in (
+            ("Findings", report.findings),
+            ("Impression", report.impression),
+            ("Recommendations", report.recommendations),
+        )
+        if text
+    )
+    return builders.ConsultReport(
+        report_id=f"{consult.external_id}-{report.version}",
+        order_id="",
+        service_code=consult.consult_type,
+        service_name=consult.get_consult_type_display(),
+        observed_at=consult.created_at,
+        signed_at=report.signed_at or timezone.now(),
+        signer_id=profile.licence_number if profile and profile.licence_number else str(signer.pk),
+        signer_name=profile.display_name if profile else signer.get_username(),
+        sections=sections,
+        status="C" if corrected else "F",
+    )
+
+
+def send_signed_report(consult_external_id: str, *, corrected: bool) -> int:
+    """Queue ORU^R01 of the consult's latest signed report for each partner that takes it.
+    Returns how many messages were queued."""
+    partners = partners_for_event(EVENT)
+    if not partners:
+        return 0
+    consult = (
+        ConsultRequest.objects.select_related("patient")
+        .filter(external_id=consult_external_id)
+        .first()
+    )
+    if consult is None:
+        return 0
+    report = (
+        Report.objects.select_related("signed_by__staff")
+        .filter(consult=consult, signed_at__isnull=False)
+        .order_by("-version")
+        .first()
+    )
+    if report is None:
+        return 0
+    patient = _patient(consult)
+    payload = _report(consult, report, corrected=corrected)
+    queued = 0
+    with transaction.atomic():
+        for partner in partners:
+            envelope = builders.Envelope(
+                receiving_application=partner.sending_application,
+                receiving_facility=partner.sending_facility,
+                control_id=uuid.uuid4().hex[:20],
+                version=partner.outbound_version,
+                charset=partner.outbound_charset,
+            )
+            text = builders.build_oru_r01(envelope, patient, payload, now=timezone.now())
+            if enqueue_outbound(partner, EVENT, builders.patient_key(patient), text):
+                queued += 1
+    return queued
+
+
+@subscribe("consult.sign", name="ehr_bridge.send_signed_report")
+def on_signed(event: Event) -> None:
+    send_signed_report(event.payload["consult"], corrected=False)
+
+
+@subscribe("consult.report_amended", name="ehr_bridge.send_amended_report")
+def on_amended(event: Event) -> None:
+    send_signed_report(event.payload["consult"], corrected=True)
