@@ -9,6 +9,6 @@ class EhrBridgeConfig(AppConfig):
     def ready(self) -> None:
         from registry.demo import register_seeder
 
-        from . import checks, demo, reports  # noqa: F401 - checks and subscribers register
+        from . import bookings, checks, demo, reports  # noqa: F401 - they register
 
         register_seeder(demo.seed)

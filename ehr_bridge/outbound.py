@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -28,7 +29,7 @@ from django.utils.translation import gettext as _
 from registry import audit
 from registry.errors import Conflict, NotFound, ValidationFailed
 
-from . import mllp
+from . import builders, mllp
 from .mllp_client import MllpConnection, SendFailed
 from .models import Hl7Partner, OutboundMessage, OutboundStatus
 from .services import alert_admins
@@ -335,3 +336,17 @@ def outbound_replay(*, message_id: int | str, actor: audit.Actor) -> OutboundMes
         row_id = row.id
         transaction.on_commit(lambda: outbound_dispatch(row_id))
     return row
+
+
+def patient_data(patient: Any) -> builders.PatientData:
+    """A registry patient as the message builders take it (PID)."""
+    return builders.PatientData(
+        identifiers=tuple(
+            builders.Identifier(value=i.value, authority=i.authority, type_code=i.kind)
+            for i in patient.identifiers.all()
+        ),
+        name=patient.name,
+        sex=patient.sex,
+        birth_date=patient.birth_date,
+        id_number=patient.id_number or "",
+    )

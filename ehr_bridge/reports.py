@@ -12,24 +12,10 @@ from consult.models import ConsultRequest, Report
 from registry.events import Event, subscribe
 
 from . import builders
-from .outbound import enqueue_outbound, partners_for_event
+from .outbound import enqueue_outbound, partners_for_event, patient_data
 
 logger = logging.getLogger(__name__)
 EVENT = "ORU^R01"
-
-
-def _patient(consult: ConsultRequest) -> builders.PatientData:
-    patient = consult.patient
-    return builders.PatientData(
-        identifiers=tuple(
-            builders.Identifier(value=i.value, authority=i.authority, type_code=i.kind)
-            for i in patient.identifiers.all()
-        ),
-        name=patient.name,
-        sex=patient.sex,
-        birth_date=patient.birth_date,
-        id_number=patient.id_number or "",
-    )
 
 
 def _report(consult: ConsultRequest, report: Report, *, corrected: bool) -> builders.ConsultReport:
@@ -79,7 +65,7 @@ def send_signed_report(consult_external_id: str, *, corrected: bool) -> int:
     )
     if report is None:
         return 0
-    patient = _patient(consult)
+    patient = patient_data(consult.patient)
     payload = _report(consult, report, corrected=corrected)
     queued = 0
     with transaction.atomic():
