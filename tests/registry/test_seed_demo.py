@@ -2,6 +2,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
+from appointments.models import Schedule, Slot
+from ehr_bridge.models import Hl7Partner
 from imaging.ecg.models import EcgRecord
 from imaging.models import Study
 from imaging.pathology.models import SlideConversion
@@ -45,6 +47,10 @@ def test_the_demo_county_is_complete_and_loading_it_twice_changes_nothing(settin
     assert all(s.patient_id for s in Study.objects.all())
     assert EcgRecord.objects.count() == 1
     assert SlideConversion.objects.get().status == "done"
+    assert Schedule.objects.count() == 4 and Slot.objects.filter(status="open").exists()
+    assert Hl7Partner.objects.filter(
+        sending_application="DEMO_HIS", sending_facility="COUNTY_HOSP"
+    ).exists()
     call_command("seed_demo")
     assert counts == (
         Organisation.objects.count(),
