@@ -249,9 +249,13 @@ def _check_study_owner(parsed: ParsedInstance, source: Source) -> None:
     could not see what it sent, and could probe for studies of other organisations."""
     from .selectors import studies_visible_to_organisations
 
-    study = Study.objects.filter(study_instance_uid=parsed.study_instance_uid).first()
-    if study is None:
-        return
+    study = (
+        Study.objects.filter(study_instance_uid=parsed.study_instance_uid)
+        .only("pk", "organisation_id")
+        .first()
+    )
+    if study is None or study.organisation_id == source.organisation.pk:
+        return  # a new study, or the sender's own: nothing to check
     if not studies_visible_to_organisations([source.organisation]).filter(pk=study.pk).exists():
         raise InvalidDicom(
             _("The object cannot be stored under this Study Instance UID."),
