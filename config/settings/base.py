@@ -301,6 +301,16 @@ SPECTACULAR_SETTINGS = {
         "IdentifierKindEnum": "registry.models.IdentifierKind",
         "ConsentKindEnum": "registry.models.ConsentKind",
         "WeekdayEnum": "appointments.models.Weekday",
+        "InboundStatusEnum": "ehr_bridge.models.InboundStatus",
+        "OutboundStatusEnum": "ehr_bridge.models.OutboundStatus",
+        "UploadStatusEnum": "consult.models.UploadStatus",
+        "ReportStatusEnum": "consult.models.ReportStatus",
+        "AlertStatusEnum": "consult.models.AlertStatus",
+        "ConversionStatusEnum": "imaging.pathology.models.ConversionStatus",
+        "EcgStatusEnum": "imaging.ecg.models.EcgStatus",
+        "BookingStatusEnum": "appointments.states.BookingStatus",
+        "SlotStatusEnum": "appointments.models.SlotStatus",
+        "WaitlistStatusEnum": "appointments.models.WaitlistStatus",
     },
 }
 
