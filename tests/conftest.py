@@ -26,8 +26,12 @@ class Community:
     other_county: Any
     users: dict[str, Any]
 
-    def client(self, username: str) -> APIClient:
-        client = APIClient()
+    def client(self, username: str, language: str = "en") -> APIClient:
+        """An API client signed in as ``username``, asking for answers in ``language``.
+
+        Pages and API answer in zh-Hans unless asked otherwise; tests read the English text.
+        """
+        client = APIClient(HTTP_ACCEPT_LANGUAGE=language)
         client.force_authenticate(self.users[username])
         return client
 

@@ -177,6 +177,12 @@ def test_malformed_or_non_slide_uploads_are_refused_clearly(
     assert not (archive / "pathology").exists() or not any((archive / "pathology").rglob("*.*"))
 
 
+def test_a_refused_upload_is_explained_in_chinese_by_default(community, archive, patient):
+    response = upload(community.client("village_a", language="zh-hans"), b"II*\0" * 8, patient)
+    assert response.status_code == 400
+    assert "切片" in response.json()["detail"]
+
+
 def test_upload_for_a_patient_out_of_reach_is_404_and_audited(
     community, archive, patient, tmp_path
 ):
