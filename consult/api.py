@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from typing import Any
 
-from django.http import FileResponse, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.parsers import BaseParser, JSONParser
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
+from rest_framework.views import APIView
 
 from registry.api import ORG_HEADER, StaffView, _valid
 from registry.errors import ValidationFailed
 
-from . import critical, selectors, services, uploads
+from . import critical, live, precall, selectors, services, uploads
 from .access import consults_visible_to
 from .serializers import (
     AttachmentSerializer,
@@ -43,6 +49,7 @@ from .serializers import (
     UploadStateSerializer,
     WorklistQuerySerializer,
 )
+from .turn import ice_servers_for
 
 
 def _input(data: dict[str, Any]) -> services.ConsultInput:
@@ -489,3 +496,265 @@ class StatisticsCsvView(StaffView):
         response = HttpResponse("\ufeff" + out.getvalue(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="consult-statistics.csv"'
         return response
+
+
+# --- live sessions, patient links, messages, pre-call test --------------------------------------
+
+
+class LiveParticipantSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="external_id")
+    role = serializers.CharField()
+    name = serializers.CharField(source="display_name")
+
+
+class LiveSessionSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="external_id")
+    consult = serializers.UUIDField(source="consult.external_id")
+    status = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    ended_at = serializers.DateTimeField(allow_null=True)
+    fallback_at = serializers.DateTimeField(allow_null=True)
+    participants = serializers.SerializerMethodField()
+    socket = serializers.SerializerMethodField()
+    room_page = serializers.SerializerMethodField()
+
+    def get_participants(self, obj: Any) -> list[dict[str, Any]]:
+        return LiveParticipantSerializer(live.participants_active(obj), many=True).data
+
+    def get_socket(self, obj: Any) -> str:
+        return f"/ws/consult/{obj.external_id}/"
+
+    def get_room_page(self, obj: Any) -> str:
+        return f"/consult/room/{obj.external_id}/"
+
+
+class LiveInviteSerializer(serializers.Serializer):
+    staff = serializers.UUIDField(help_text="The staff member's id (StaffProfile)")
+
+
+class PatientLinkSerializer(serializers.Serializer):
+    participant = LiveParticipantSerializer()
+    link = serializers.CharField(help_text="Shown once; also sent to the patient by SMS")
+
+
+class CodeSerializer(serializers.Serializer):
+    code = serializers.RegexField(r"^\d{6}$")
+
+
+class ParticipantTokenSerializer(serializers.Serializer):
+    participant_token = serializers.CharField()
+    session = serializers.UUIDField()
+    room_page = serializers.CharField()
+
+
+class MessageSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="external_id")
+    kind = serializers.CharField()
+    author = serializers.CharField(source="author_label")
+    body = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class MessageWriteSerializer(serializers.Serializer):
+    body = serializers.CharField(max_length=4000)
+
+
+def _session(view: StaffView, session_id: str) -> Response:
+    session = live.session_access(principal=view.principal, session_id=session_id)
+    return Response(LiveSessionSerializer(session).data)
+
+
+class LiveSessionOpenView(StaffView):
+    @extend_schema(
+        request=None,
+        responses={201: LiveSessionSerializer},
+        parameters=[ORG_HEADER],
+        summary="Open the consult's live session (or get the open one)",
+    )
+    def post(self, request: Request, consult_id: str) -> Response:
+        session = live.live_session_open(principal=self.principal, consult_id=consult_id)
+        return Response(LiveSessionSerializer(session).data, status=status.HTTP_201_CREATED)
+
+
+class LiveSessionView(StaffView):
+    @extend_schema(responses=LiveSessionSerializer, parameters=[ORG_HEADER])
+    def get(self, request: Request, session_id: str) -> Response:
+        return _session(self, session_id)
+
+
+class LiveSessionEndView(StaffView):
+    @extend_schema(request=None, responses=LiveSessionSerializer, parameters=[ORG_HEADER])
+    def post(self, request: Request, session_id: str) -> Response:
+        live.live_session_end(principal=self.principal, session_id=session_id)
+        return _session(self, session_id)
+
+
+class LiveInviteView(StaffView):
+    @extend_schema(
+        request=LiveInviteSerializer,
+        responses={201: LiveParticipantSerializer},
+        parameters=[ORG_HEADER],
+        summary="Invite another specialist (up to six participants in all)",
+    )
+    def post(self, request: Request, session_id: str) -> Response:
+        data = _valid(LiveInviteSerializer, request.data)
+        participant = live.live_participant_invite(
+            principal=self.principal, session_id=session_id, staff_id=data["staff"]
+        )
+        return Response(LiveParticipantSerializer(participant).data, status=201)
+
+
+class LiveRemoveView(StaffView):
+    @extend_schema(request=None, responses={204: None}, parameters=[ORG_HEADER])
+    def delete(self, request: Request, session_id: str, participant_id: str) -> Response:
+        live.live_participant_remove(
+            principal=self.principal, session_id=session_id, participant_id=participant_id
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LivePatientInviteView(StaffView):
+    @extend_schema(
+        request=None,
+        responses={201: PatientLinkSerializer},
+        parameters=[ORG_HEADER],
+        summary="Invite the patient: a one-time link by SMS, confirmed by an SMS code",
+    )
+    def post(self, request: Request, session_id: str) -> Response:
+        link = live.live_patient_invite(principal=self.principal, session_id=session_id)
+        body = {
+            "participant": LiveParticipantSerializer(link.participant).data,
+            "link": f"/consult/join/{link.token}/",
+        }
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class PatientLinkThrottle(AnonRateThrottle):
+    rate = "10/min"
+
+
+class PatientLinkCodeView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [PatientLinkThrottle]
+
+    @extend_schema(request=None, responses={204: None}, summary="Send the patient an SMS code")
+    def post(self, request: Request, token: str) -> Response:
+        live.live_patient_link_send_code(token=token)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PatientLinkConfirmView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [PatientLinkThrottle]
+
+    @extend_schema(
+        request=CodeSerializer,
+        responses=ParticipantTokenSerializer,
+        summary="Confirm the SMS code; returns the participant token for the room",
+    )
+    def post(self, request: Request, token: str) -> Response:
+        data = _valid(CodeSerializer, request.data)
+        value = live.live_patient_link_confirm(token=token, code=data["code"])
+        session_id = live.session_of_token(value)
+        return Response(
+            {
+                "participant_token": value,
+                "session": session_id,
+                "room_page": f"/consult/room/{session_id}/",
+            }
+        )
+
+
+class ConsultMessagesView(StaffView):
+    @extend_schema(
+        responses=MessageSerializer(many=True),
+        parameters=[ORG_HEADER],
+        summary="Chat and notes kept with the consult (live chat included)",
+    )
+    def get(self, request: Request, consult_id: str) -> Response:
+        rows = live.consult_messages(principal=self.principal, consult_id=consult_id)
+        return Response(MessageSerializer(rows, many=True).data)
+
+    @extend_schema(
+        request=MessageWriteSerializer,
+        responses={201: MessageSerializer},
+        parameters=[ORG_HEADER],
+        summary="Add a message to the consult (store and forward, outside a live call)",
+    )
+    def post(self, request: Request, consult_id: str) -> Response:
+        data = _valid(MessageWriteSerializer, request.data)
+        row = live.consult_message_post(
+            principal=self.principal, consult_id=consult_id, body=data["body"]
+        )
+        return Response(MessageSerializer(row).data, status=status.HTTP_201_CREATED)
+
+
+# The pre-call offer is a plain async view: the aiortc peer must live on the server's event
+# loop after the response, which a DRF (sync) view cannot give it.
+
+
+def _knox_user(header: str) -> Any:
+    from knox.auth import TokenAuthentication
+    from rest_framework.exceptions import AuthenticationFailed
+
+    parts = header.split()
+    if len(parts) != 2 or parts[0] != "Bearer":
+        return None
+    try:
+        user, _token = TokenAuthentication().authenticate_credentials(parts[1].encode())
+    except AuthenticationFailed:
+        return None
+    return user
+
+
+def _csrf_failure(request: HttpRequest) -> Any:
+    return CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {})
+
+
+@csrf_exempt
+async def precall_offer_view(request: HttpRequest) -> JsonResponse:
+    """POST {"sdp", "type": "offer"} → {"sdp", "type": "answer"} from an echo peer.
+
+    Staff (session with CSRF token, or a Bearer token) or a patient with a participant token
+    (``participant_token`` in the body). 401 otherwise, 503 when too many tests run."""
+    from asgiref.sync import sync_to_async
+
+    if request.method != "POST":
+        return JsonResponse({"detail": _("Use POST.")}, status=405)
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError:
+        return JsonResponse({"detail": _("Send JSON.")}, status=400)
+    if not isinstance(body, dict) or not isinstance(body.get("sdp"), str):
+        return JsonResponse({"detail": _("Send an SDP offer.")}, status=400)
+    label = ""
+    auth = request.headers.get("Authorization", "")
+    if auth:
+        user = await sync_to_async(_knox_user)(auth)
+        label = f"user-{user.pk}" if user is not None and user.is_active else ""
+    elif body.get("participant_token"):
+        session_id = await sync_to_async(live.session_of_token)(str(body["participant_token"]))
+        label = f"patient-{session_id}" if session_id else ""
+    else:
+        user = await request.auser()
+        if user.is_authenticated and user.is_active:
+            if _csrf_failure(request) is not None:
+                return JsonResponse({"detail": _("CSRF check failed.")}, status=403)
+            label = f"user-{user.pk}"
+    if not label:
+        return JsonResponse({"detail": _("Sign in first.")}, status=401)
+    if len(body["sdp"]) > 64 * 1024:
+        return JsonResponse({"detail": _("Offer too large.")}, status=413)
+    try:
+        answer = await precall.precall_answer(
+            sdp=body["sdp"], kind=str(body.get("type", "offer")), label=label
+        )
+    except precall.PrecallBusy:
+        return JsonResponse({"detail": _("Too many tests are running; try again.")}, status=503)
+    except precall.BadOffer:
+        return JsonResponse({"detail": _("This offer could not be answered.")}, status=400)
+    return JsonResponse(
+        {"sdp": answer.sdp, "type": answer.type, "ice_servers": ice_servers_for(label)}
+    )

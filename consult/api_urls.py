@@ -3,6 +3,7 @@ from django.urls import path
 from . import api
 
 C = "consults/<str:consult_id>/"
+L = "live/<str:session_id>/"
 
 urlpatterns = [
     path("consults/", api.ConsultListView.as_view(), name="consult-list"),
@@ -20,7 +21,25 @@ urlpatterns = [
     ),
     path("statistics/", api.StatisticsView.as_view(), name="consult-statistics"),
     path("statistics.csv", api.StatisticsCsvView.as_view(), name="consult-statistics-csv"),
+    path("precall/offer/", api.precall_offer_view, name="consult-precall-offer"),
+    path("live/join/<str:token>/code/", api.PatientLinkCodeView.as_view(), name="live-join-code"),
+    path(
+        "live/join/<str:token>/confirm/",
+        api.PatientLinkConfirmView.as_view(),
+        name="live-join-confirm",
+    ),
+    path(L, api.LiveSessionView.as_view(), name="live-session"),
+    path(L + "end/", api.LiveSessionEndView.as_view(), name="live-session-end"),
+    path(L + "participants/", api.LiveInviteView.as_view(), name="live-invite"),
+    path(
+        L + "participants/<str:participant_id>/",
+        api.LiveRemoveView.as_view(),
+        name="live-remove",
+    ),
+    path(L + "patient-invite/", api.LivePatientInviteView.as_view(), name="live-invite-patient"),
     path(C, api.ConsultDetailView.as_view(), name="consult-detail"),
+    path(C + "live/", api.LiveSessionOpenView.as_view(), name="live-session-open"),
+    path(C + "messages/", api.ConsultMessagesView.as_view(), name="consult-messages"),
     path(C + "submit/", api.SubmitView.as_view(), name="consult-submit"),
     path(C + "resubmit/", api.ResubmitView.as_view(), name="consult-resubmit"),
     path(C + "accept/", api.AcceptView.as_view(), name="consult-accept"),

@@ -385,3 +385,137 @@ class Shift(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.user_id}@{self.centre_id}"
+
+
+# --- live sessions (WebRTC) ----------------------------------------------------------------------
+
+
+class LiveSessionStatus(models.TextChoices):
+    OPEN = "open", _("Open")
+    ENDED = "ended", _("Ended")
+
+
+class LiveSession(BaseModel):
+    """A video meeting of one consult. At most one open session per consult."""
+
+    consult = models.ForeignKey(
+        ConsultRequest, on_delete=models.PROTECT, related_name="live_sessions"
+    )
+    status = models.CharField(
+        max_length=8, choices=LiveSessionStatus.choices, default=LiveSessionStatus.OPEN
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    ended_at = models.DateTimeField(null=True, blank=True)
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Set when a call failed and the consult went on as store and forward.
+    fallback_at = models.DateTimeField(null=True, blank=True)
+    fallback_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["consult"], condition=Q(status="open"), name="one_open_live_session"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="open", ended_at__isnull=True)
+                | Q(status="ended", ended_at__isnull=False),
+                name="live_session_ended_has_time",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.external_id)
+
+
+class ParticipantRole(models.TextChoices):
+    REQUESTER = "requester", _("Requesting doctor")
+    SPECIALIST = "specialist", _("Specialist")
+    EXTRA_SPECIALIST = "extra_specialist", _("Invited specialist")
+    PATIENT = "patient", _("Patient")
+
+
+class LiveParticipant(BaseModel):
+    """Someone admitted to a session: a staff user, or the patient through a confirmed link."""
+
+    session = models.ForeignKey(LiveSession, on_delete=models.CASCADE, related_name="participants")
+    role = models.CharField(max_length=20, choices=ParticipantRole.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    patient = models.ForeignKey(
+        Patient, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    display_name = models.CharField(max_length=100)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    removed_at = models.DateTimeField(null=True, blank=True)
+    removed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session", "user"],
+                condition=Q(user__isnull=False, removed_at__isnull=True),
+                name="one_active_participant_per_user",
+            ),
+            models.CheckConstraint(
+                condition=Q(user__isnull=False) | Q(patient__isnull=False),
+                name="participant_is_user_or_patient",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.external_id)
+
+
+class PatientInvitation(BaseModel):
+    """The one-time link of a patient participant, confirmed by a code sent by SMS.
+
+    Only hashes are stored: SHA-256 of the link token, HMAC of the code."""
+
+    participant = models.OneToOneField(
+        LiveParticipant, on_delete=models.CASCADE, related_name="invitation"
+    )
+    link_hash = models.CharField(max_length=64, unique=True)
+    link_expires_at = models.DateTimeField()
+    code_hash = models.CharField(max_length=64, blank=True)
+    code_expires_at = models.DateTimeField(null=True, blank=True)
+    codes_sent = models.PositiveSmallIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+
+class MessageKind(models.TextChoices):
+    CHAT = "chat", _("Chat")
+    IMAGE = "image", _("Still image")
+    SYSTEM = "system", _("System note")
+
+
+class ConsultMessage(BaseModel):
+    """A message kept with the consult: chat from a live session, or a note that the consult
+    went on asynchronously. Append-only."""
+
+    consult = models.ForeignKey(ConsultRequest, on_delete=models.PROTECT, related_name="messages")
+    session = models.ForeignKey(
+        LiveSession, null=True, blank=True, on_delete=models.PROTECT, related_name="messages"
+    )
+    author = models.ForeignKey(
+        LiveParticipant, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    author_label = models.CharField(max_length=100, blank=True)
+    kind = models.CharField(max_length=8, choices=MessageKind.choices, default=MessageKind.CHAT)
+    body = models.TextField(max_length=4000, blank=True)
+    attachment = models.ForeignKey(
+        ConsultAttachment, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    client_seq = models.PositiveBigIntegerField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["consult", "created_at"])]

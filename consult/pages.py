@@ -88,3 +88,66 @@ def statistics_page(request: HttpRequest) -> HttpResponse:
     except DomainError as exc:
         return render(request, "consult/statistics.html", {"error": exc.message}, status=403)
     return render(request, "consult/statistics.html", {"stats": stats})
+
+
+# --- live consult room -----------------------------------------------------------------------
+
+
+def _room_strings() -> dict[str, str]:
+    from django.utils.translation import gettext as _
+
+    return {
+        "connecting": _("Connecting…"),
+        "connected": _("Connected."),
+        "reconnecting": _("Connection lost; reconnecting…"),
+        "noCamera": _("No camera or microphone: you can still chat."),
+        "revoked": _("You were removed from this session."),
+        "ended": _("The session has ended."),
+        "forbidden": _("You are not a participant of this session."),
+        "throttled": _("Too many messages; the connection was closed."),
+        "fallback": _(
+            "The live call failed. The consult continues by messages and attachments; "
+            "nothing said so far is lost."
+        ),
+        "online": _("online"),
+        "away": _("reconnecting"),
+        "offline": _("offline"),
+        "you": _("you"),
+        "testing": _("Testing the link…"),
+        "video_ok": _("Link good enough for video."),
+        "audio_only": _("Weak link: use audio only, with chat and still images."),
+        "store_and_forward": _("No usable live link: send messages and attachments instead."),
+        "rtt": _("round trip"),
+        "loss": _("loss"),
+        "relayed": _("relayed through TURN"),
+        "direct": _("direct"),
+        "needLink": _("Open the link from your SMS to join."),
+        "image": _("Still image"),
+    }
+
+
+def room_page(request: HttpRequest, session_id: str) -> HttpResponse:
+    """Staff see the room of a session they may see; a patient arrives from the join page
+    with a participant token kept in the browser tab (the page itself holds no data)."""
+    from . import live
+
+    context: dict[str, object] = {"session_id": session_id, "strings": _room_strings()}
+    if request.user.is_authenticated:
+        try:
+            session = live.session_access(principal=_principal(request), session_id=session_id)
+        except DomainError as exc:
+            raise Http404(exc.message) from exc
+        context.update(
+            {
+                "session": session,
+                "consult_id": str(session.consult.external_id),
+                "participants": live.participants_active(session),
+                "messages": live.messages_of(session.consult)[-100:],
+            }
+        )
+    return render(request, "consult/room.html", context)
+
+
+def patient_join_page(request: HttpRequest, token: str) -> HttpResponse:
+    """The patient's one-time link: ask for an SMS code, confirm it, then enter the room."""
+    return render(request, "consult/join.html", {"token": token})
