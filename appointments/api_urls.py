@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api
+from . import api, chronic_api
 
 urlpatterns = [
     path("schedules/", api.ScheduleListView.as_view(), name="appt-schedule-list"),
@@ -44,4 +44,32 @@ urlpatterns = [
         name="appt-waitlist-accept",
     ),
     path("due-list/", api.DueListView.as_view(), name="appt-due-list"),
+    path("enrolments/", chronic_api.EnrolmentCreateView.as_view(), name="appt-enrol"),
+    path(
+        "enrolments/<str:enrolment_id>/followups/",
+        chronic_api.FollowUpCreateView.as_view(),
+        name="appt-followup-create",
+    ),
+    path(
+        "programmes/<slug:code>/rules/",
+        chronic_api.ProgrammeRulesView.as_view(),
+        name="appt-programme-rules",
+    ),
+    path(
+        "patients/<str:patient_id>/readings/",
+        chronic_api.PatientReadingsView.as_view(),
+        name="appt-readings",
+    ),
+    path(
+        "patients/<str:patient_id>/readings/chart.svg",
+        chronic_api.PatientChartView.as_view(),
+        name="appt-readings-chart",
+    ),
+    path(
+        "referrals/<str:referral_id>/done/",
+        chronic_api.ReferralDoneView.as_view(),
+        name="appt-referral-done",
+    ),
+    path("contracts/coverage/", chronic_api.CoverageView.as_view(), name="appt-coverage"),
+    path("contracts/coverage.csv", chronic_api.CoverageCsvView.as_view(), name="appt-coverage-csv"),
 ]

@@ -374,3 +374,15 @@ class OtpChallenge(models.Model):
 
     def __str__(self) -> str:
         return f"otp {self.pk}"
+
+
+from .chronic_models import (  # noqa: E402,F401  (models Django must find)
+    Contract,
+    DoctorTeam,
+    Enrolment,
+    FollowUp,
+    Programme,
+    Reading,
+    ReferralNeed,
+    ServicePackage,
+)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import pages
+from . import chronic_pages, pages
 
 urlpatterns = [
     path("", pages.home_page, name="portal-home"),
@@ -12,4 +12,6 @@ urlpatterns = [
     path("bookings/<str:booking_id>/reschedule/", pages.reschedule_page, name="portal-reschedule"),
     path("bookings/<str:booking_id>/ics/", pages.booking_ics, name="portal-ics"),
     path("offers/<str:entry_id>/accept/", pages.accept_offer, name="portal-offer-accept"),
+    path("readings/", chronic_pages.readings_page, name="portal-readings"),
+    path("contract/", chronic_pages.contract_page, name="portal-contract"),
 ]

@@ -108,10 +108,13 @@ def due_list(*, principal: Principal, on: date | None = None, days_ahead: int = 
     """Chronic patients the principal looks after whose follow-up falls due within
     ``days_ahead`` days or is overdue, and who have no upcoming visit booked.
 
-    Until the programmes define per-patient intervals, a follow-up falls due
+    A patient enrolled in a programme falls due on the enrolment's next-due date (set by the
+    programme's rules at each follow-up); one not enrolled falls due
     ``HUIZHEN_FOLLOWUP_INTERVAL_DAYS`` after the last attended chronic follow-up (or at once
-    when there was none), and a recent no-show makes a patient overdue.
+    when there was none). A recent no-show makes a patient overdue.
     """
+    from .programmes import next_due_by_patient
+
     today = on or timezone.localdate()
     interval = followup_interval()
     attended = [BookingStatus.CHECKED_IN, BookingStatus.COMPLETED]
@@ -139,10 +142,12 @@ def due_list(*, principal: Principal, on: date | None = None, days_ahead: int = 
         )
         .order_by("name", "id")
     )
+    patients = list(patients)
+    programme_due = next_due_by_patient([p.pk for p in patients])
     items: list[DueItem] = []
     for patient in patients:
         last = timezone.localdate(patient.last_visit) if patient.last_visit else None
-        due_on = last + interval if last else today
+        due_on = programme_due.get(patient.pk) or (last + interval if last else today)
         missed = bool(
             patient.last_missed
             and (patient.last_visit is None or patient.last_missed > patient.last_visit)
@@ -206,8 +211,12 @@ def followup_due_for_patient(*, patient: Patient) -> PatientDue | None:
         .values_list("starts_at", flat=True)
         .first()
     )
+    from .programmes import next_due_by_patient
+
     today = timezone.localdate()
-    due_on = timezone.localdate(last) + followup_interval() if last else today
+    due_on = next_due_by_patient([patient.pk]).get(patient.pk) or (
+        timezone.localdate(last) + followup_interval() if last else today
+    )
     if due_on > today + timedelta(days=30):
         return None
     return PatientDue(due_on=due_on, overdue=due_on < today)

@@ -36,3 +36,19 @@ def waitlist_holds_expire() -> int:
 def idempotency_purge() -> int:
     """Periodic (daily): forget stored answers older than HUIZHEN_IDEMPOTENCY_TTL_HOURS."""
     return idempotency.purge_expired()
+
+
+@shared_task(acks_late=True, time_limit=300, soft_time_limit=270)
+def referrals_check() -> int:
+    """Periodic (daily): referrals not confirmed by their check day alert the village doctor."""
+    from . import programmes
+
+    return programmes.referrals_check_due()
+
+
+@shared_task(acks_late=True, time_limit=300, soft_time_limit=270)
+def contracts_remind_renewal() -> int:
+    """Periodic (daily): one renewal SMS per contract-year, stamped before it is queued."""
+    from . import contracts
+
+    return contracts.contracts_remind_renewal()
