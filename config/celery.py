@@ -14,6 +14,7 @@ app.autodiscover_tasks()
 app.autodiscover_tasks(["imaging.pathology"])
 
 app.conf.beat_schedule = {
+    "audit-seal": {"task": "registry.tasks.audit_seal", "schedule": 5.0},
     "outbox-sweep": {
         "task": "registry.tasks.outbox_sweep",
         "schedule": 30.0,
@@ -40,5 +41,13 @@ app.conf.beat_schedule = {
     "appointments-idempotency-purge": {
         "task": "appointments.tasks.idempotency_purge",
         "schedule": crontab(hour=3, minute=0),
+    },
+    "appointments-referrals-check": {
+        "task": "appointments.tasks.referrals_check",
+        "schedule": crontab(hour=7, minute=0),
+    },
+    "appointments-contract-renewal": {
+        "task": "appointments.tasks.contracts_remind_renewal",
+        "schedule": crontab(hour=9, minute=0),
     },
 }

@@ -5,9 +5,8 @@ commits the raw message in one short transaction and returns the exact acknowled
 send. ``inbound_process`` runs in the worker after the acknowledgement and applies messages
 in arrival order per patient. ``inbound_replay`` puts a parked message back in the queue.
 
-Receiving writes no audit row (the audit chain is serialised and would throttle the
-listener); the message log is the record of what arrived, and every change it causes to
-the patient index is audited by ``registry.feeds``.
+Receiving writes no audit row: the message log is the record of what arrived, and every
+change it causes to the patient index is audited by ``registry.feeds``.
 """
 
 from __future__ import annotations
@@ -331,9 +330,8 @@ def inbound_process(*, message_id: int, limit: int = 200) -> ProcessResult:
     The head of the patient's queue is claimed with ``SELECT ... FOR UPDATE SKIP LOCKED``;
     a row is applied only when no older pending row of its patient exists, so a message
     waits while an older one is unprocessed or failing (parked ones no longer hold it back).
-    Each message is applied and committed in its own transaction (the audit trail's lock is
-    held from the first audit row to the commit, so short transactions keep workers in
-    parallel). The worker that holds the oldest row drains the patient's queue. Idempotent:
+    Each message is applied and committed in its own transaction, so that row locks are held
+    briefly and workers run in parallel. The worker that holds the oldest row drains the patient's queue. Idempotent:
     processed rows are never claimed again.
     """
     done = 0

@@ -7,4 +7,7 @@ class RegistryConfig(AppConfig):
     verbose_name = _("Registry")
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the project checks)
+        from . import (
+            checks,  # noqa: F401  (registers the project checks)
+            metrics,  # noqa: F401  (registers the project gauges)
+        )

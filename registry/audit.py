@@ -1,13 +1,19 @@
 """The audit trail: append-only, hash-chained records of every read and write of patient data.
 
-``record`` appends one row in the caller's transaction (or its own). Appends are serialised
-by a PostgreSQL advisory lock (SQLite serialises writers already), so the chain has one order.
+``record`` appends one row in the caller's transaction (or its own) and marks it pending; no
+lock is shared between writers, so auditing does not serialise the service. ``seal`` (run
+every few seconds by Celery beat, and before every verification) links committed pending
+rows into the hash chain, one at a time in the order it finds them, under a lock that only
+sealers take. In embedded mode (SQLite, which serialises writers anyway) rows are sealed
+as they are written. A row is tamper-evident from the moment it is sealed; until then the
+database's triggers and grants are what keep it unchanged.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,12 +21,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
 
 from . import context
-from .models import AuditEvent, AuditOutcome
+from .models import AuditEvent, AuditOutcome, AuditPending, AuditSeal
+
+logger = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
-_LOCK_KEY = 0x48554941  # "HUIA"
+_SEAL_LOCK_KEY = 0x48554941  # "HUIA": held by sealers only
 HASHED_FIELDS = (
     "occurred_at",
     "actor_id",
@@ -101,12 +110,70 @@ def record(
         "detail": detail or {},
     }
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
-        last = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first()
-        prev = last or GENESIS
-        return AuditEvent.objects.create(**fields, prev_hash=prev, hash=compute_hash(prev, fields))
+        event = AuditEvent.objects.create(**fields)
+        AuditPending.objects.create(event_id=event.pk)
+        if connection.vendor != "postgresql":
+            _seal_batch(after=0, limit=1000)
+    return event
+
+
+def _fields(event: AuditEvent) -> dict[str, Any]:
+    return {name: getattr(event, name) for name in HASHED_FIELDS}
+
+
+def _seal_batch(*, after: int, limit: int) -> tuple[int, int | None]:
+    """Seal up to ``limit`` pending rows with IDs above ``after``, in the current transaction.
+
+    Return how many were sealed and the last pending ID looked at (None when none was left).
+    A pending mark whose row is gone (removed behind the database's back) stays, and
+    ``verify_chain`` reports it.
+    """
+    pending = list(
+        AuditPending.objects.filter(event_id__gt=after)
+        .order_by("event_id")
+        .values_list("event_id", flat=True)[:limit]
+    )
+    if not pending:
+        return 0, None
+    events = AuditEvent.objects.in_bulk(pending)
+    last = AuditSeal.objects.order_by("-seq").values_list("seq", "hash").first()
+    seq, prev = last or (0, GENESIS)
+    now = datetime.now(UTC)
+    seals: list[AuditSeal] = []
+    for event_id in pending:
+        event = events.get(event_id)
+        if event is None:
+            logger.error("audit row %s is pending but gone; it cannot be sealed", event_id)
+            continue
+        seq += 1
+        digest = compute_hash(prev, _fields(event))
+        seals.append(
+            AuditSeal(seq=seq, event_id=event_id, prev_hash=prev, hash=digest, sealed_at=now)
+        )
+        prev = digest
+    AuditSeal.objects.bulk_create(seals)
+    AuditPending.objects.filter(event_id__in=[seal.event_id for seal in seals]).delete()
+    return len(seals), pending[-1]
+
+
+def seal(batch: int = 2000) -> int:
+    """Link every committed pending row into the chain; return how many were sealed."""
+    total = 0
+    after = 0
+    while True:
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_SEAL_LOCK_KEY])
+            sealed, last_seen = _seal_batch(after=after, limit=batch)
+        total += sealed
+        if last_seen is None:
+            return total
+        after = last_seen
+
+
+def pending_count() -> int:
+    return AuditPending.objects.count()
 
 
 @dataclass(frozen=True)
@@ -116,26 +183,50 @@ class ChainBreak:
 
 
 def verify_chain(batch: int = 5000) -> tuple[int, list[ChainBreak]]:
-    """Walk the whole trail in order; return rows checked and every break found."""
+    """Seal what is pending, then walk the whole chain in order.
+
+    Return the number of rows checked and every break found: a row altered, a row removed,
+    a link removed or inserted, and rows that are in the table but not in the chain.
+    """
+    seal()
     breaks: list[ChainBreak] = []
     prev = GENESIS
     checked = 0
-    for row in _iter_rows(batch):
+    for link, event in _iter_links(batch):
         checked += 1
-        if row.prev_hash != prev:
-            breaks.append(ChainBreak(row.id, "previous-hash link broken (row removed or inserted)"))
-        fields = {name: getattr(row, name) for name in HASHED_FIELDS}
-        if compute_hash(row.prev_hash, fields) != row.hash:
-            breaks.append(ChainBreak(row.id, "content does not match its hash (row altered)"))
-        prev = row.hash
+        if link.prev_hash != prev:
+            breaks.append(
+                ChainBreak(link.event_id, "previous-hash link broken (a link removed or inserted)")
+            )
+        if event is None:
+            breaks.append(ChainBreak(link.event_id, "row removed from the trail"))
+        elif compute_hash(link.prev_hash, _fields(event)) != link.hash:
+            breaks.append(
+                ChainBreak(link.event_id, "content does not match its hash (row altered)")
+            )
+        prev = link.hash
+    for event_id in AuditPending.objects.values_list("event_id", flat=True)[:100]:
+        breaks.append(ChainBreak(event_id, "row removed from the trail before it was sealed"))
+    outside = (
+        AuditEvent.objects.filter(
+            ~Exists(AuditSeal.objects.filter(event_id=OuterRef("id"))),
+            ~Exists(AuditPending.objects.filter(event_id=OuterRef("id"))),
+        )
+        .order_by("id")
+        .values_list("id", flat=True)[:100]
+    )
+    for event_id in outside:
+        breaks.append(ChainBreak(event_id, "row not in the chain (inserted outside the trail)"))
     return checked, breaks
 
 
-def _iter_rows(batch: int) -> Iterator[AuditEvent]:
-    last_id = 0
+def _iter_links(batch: int) -> Iterator[tuple[AuditSeal, AuditEvent | None]]:
+    last_seq = 0
     while True:
-        rows = list(AuditEvent.objects.filter(id__gt=last_id).order_by("id")[:batch])
-        if not rows:
+        links = list(AuditSeal.objects.filter(seq__gt=last_seq).order_by("seq")[:batch])
+        if not links:
             return
-        yield from rows
-        last_id = rows[-1].id
+        events = AuditEvent.objects.in_bulk([link.event_id for link in links])
+        for link in links:
+            yield link, events.get(link.event_id)
+        last_seq = links[-1].seq

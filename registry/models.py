@@ -333,11 +333,12 @@ class AuditOutcome(models.TextChoices):
 
 
 class AuditEvent(models.Model):
-    """Append-only, hash-chained. No foreign keys: deleting a user changes no audit row.
+    """Append-only. No foreign keys: deleting a user changes no audit row.
 
-    ``hash`` = SHA-256 over ``prev_hash`` and the canonical form of every other column, so a
-    changed, inserted or deleted row breaks the chain (``manage.py verify_audit``). In
-    PostgreSQL a trigger refuses UPDATE and DELETE and the application role loses both grants.
+    Each row is written in the transaction of the act it records, with no lock shared between
+    writers. A sealer then links committed rows into a hash chain (``AuditSeal``), so a changed,
+    inserted or deleted row breaks the chain (``manage.py verify_audit``). In PostgreSQL a
+    trigger refuses UPDATE and DELETE and the application role loses both grants.
     """
 
     id = models.BigAutoField(primary_key=True)
@@ -355,14 +356,41 @@ class AuditEvent(models.Model):
     request_id = models.CharField(max_length=64, blank=True)
     outcome = models.CharField(max_length=16, choices=AuditOutcome.choices)
     detail = models.JSONField(default=dict)
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
 
     class Meta:
         ordering = ["id"]
 
     def __str__(self) -> str:
         return f"{self.occurred_at:%Y-%m-%d %H:%M:%S} {self.action} {self.outcome}"
+
+
+class AuditPending(models.Model):
+    """An audit row written but not yet sealed into the chain; removed when it is sealed."""
+
+    event_id = models.BigIntegerField(primary_key=True)
+
+    def __str__(self) -> str:
+        return f"pending audit row {self.event_id}"
+
+
+class AuditSeal(models.Model):
+    """One link of the audit chain, append-only like the rows it seals.
+
+    ``seq`` is the row's place in the chain; ``hash`` = SHA-256 over ``prev_hash`` (the hash
+    of the link before) and the canonical form of every column of the sealed row.
+    """
+
+    seq = models.BigIntegerField(primary_key=True)
+    event_id = models.BigIntegerField(unique=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+    sealed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["seq"]
+
+    def __str__(self) -> str:
+        return f"audit link {self.seq} (row {self.event_id})"
 
 
 # --- Domain-event outbox ---

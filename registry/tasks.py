@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import events, notifications, sms
+from . import audit, events, notifications, sms
 
 
 @shared_task(acks_late=True, time_limit=120, soft_time_limit=100)
@@ -35,3 +35,9 @@ def outbox_sweep() -> int:
 )
 def notification_sms_send(self, delivery_id: int) -> str:  # type: ignore[no-untyped-def]
     return notifications.sms_send(delivery_id)
+
+
+@shared_task(acks_late=True, time_limit=120, soft_time_limit=100)
+def audit_seal() -> int:
+    """Periodic: link the audit rows written since the last run into the hash chain."""
+    return audit.seal()

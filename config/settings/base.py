@@ -7,6 +7,7 @@ all kept under ``HUIZHEN_DATA_DIR`` (``./var`` by default).
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from datetime import timedelta
@@ -124,8 +125,23 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------
 DATABASE_URL = env("DATABASE_URL")
+# PostgreSQL connections per process come from a psycopg pool: under ASGI each request runs
+# its synchronous part on a thread of its own, so persistent per-thread connections would
+# pile up to one per concurrent request. 0 switches the pool off (one connection per
+# request thread, kept for 60 s).
+HUIZHEN_DB_POOL_MAX = env_int("HUIZHEN_DB_POOL_MAX", 16)
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    DATABASES = {
+        "default": dj_database_url.parse(
+            DATABASE_URL, conn_max_age=0 if HUIZHEN_DB_POOL_MAX else 60
+        )
+    }
+    if HUIZHEN_DB_POOL_MAX:
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": HUIZHEN_DB_POOL_MAX,
+            "timeout": env_int("HUIZHEN_DB_POOL_TIMEOUT_SECONDS", 10),
+        }
 else:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -398,6 +414,27 @@ HUIZHEN_CONSULT_MAX_UPLOAD_BYTES = env_int("HUIZHEN_CONSULT_MAX_UPLOAD_BYTES", 2
 HUIZHEN_CONSULT_CRITICAL_ACK_MINUTES = env_int("HUIZHEN_CONSULT_CRITICAL_ACK_MINUTES", 10)
 HUIZHEN_CONSULT_SLA_REROUTE_MINUTES = env_int("HUIZHEN_CONSULT_SLA_REROUTE_MINUTES", 10)
 
+# Live consult sessions (WebRTC). STUN servers as JSON RTCIceServer dicts; TURN through
+# coturn's shared-secret REST credentials (no TURN entry is handed out without a secret).
+HUIZHEN_ICE_SERVERS = json.loads(env("HUIZHEN_ICE_SERVERS", "[]") or "[]")
+HUIZHEN_TURN_URLS = env_list("HUIZHEN_TURN_URLS")
+HUIZHEN_TURN_SECRET = env("HUIZHEN_TURN_SECRET", "") or ""
+HUIZHEN_TURN_TTL_SECONDS = env_int("HUIZHEN_TURN_TTL_SECONDS", 3600)
+# Signalling limits per connection: messages per second, burst, largest frame.
+HUIZHEN_LIVE_RATE = float(env("HUIZHEN_LIVE_RATE", "30") or 30)
+HUIZHEN_LIVE_BURST = env_int("HUIZHEN_LIVE_BURST", 90)
+HUIZHEN_LIVE_MAX_FRAME_BYTES = env_int("HUIZHEN_LIVE_MAX_FRAME_BYTES", 64 * 1024)
+HUIZHEN_LIVE_RECHECK_SECONDS = env_int("HUIZHEN_LIVE_RECHECK_SECONDS", 30)
+# Guest links for the patient or a relative: how long a link, its SMS code and a joined
+# session's token stay valid.
+HUIZHEN_LIVE_LINK_TTL_SECONDS = env_int("HUIZHEN_LIVE_LINK_TTL_SECONDS", 24 * 3600)
+HUIZHEN_LIVE_CODE_TTL_SECONDS = env_int("HUIZHEN_LIVE_CODE_TTL_SECONDS", 600)
+HUIZHEN_LIVE_TOKEN_TTL_SECONDS = env_int("HUIZHEN_LIVE_TOKEN_TTL_SECONDS", 4 * 3600)
+HUIZHEN_PRECALL_SECONDS = env_int("HUIZHEN_PRECALL_SECONDS", 60)
+HUIZHEN_PRECALL_MAX_PEERS = env_int("HUIZHEN_PRECALL_MAX_PEERS", 8)
+# The address people reach Huizhen at, used in links sent by SMS.
+HUIZHEN_PUBLIC_URL = env("HUIZHEN_PUBLIC_URL", "") or ""
+
 # --- Appointments ---------------------------------------------------------------------------
 HUIZHEN_SLOT_WEEKS_AHEAD = env_int("HUIZHEN_SLOT_WEEKS_AHEAD", 8)
 HUIZHEN_BOOKING_CANCEL_HOURS = env_int("HUIZHEN_BOOKING_CANCEL_HOURS", 2)
@@ -407,6 +444,10 @@ HUIZHEN_REMINDER_OFFSETS_MINUTES = env("HUIZHEN_REMINDER_OFFSETS_MINUTES", "1440
 HUIZHEN_PORTAL_OTP_TTL_SECONDS = env_int("HUIZHEN_PORTAL_OTP_TTL_SECONDS", 300)
 HUIZHEN_PORTAL_IDLE_SECONDS = env_int("HUIZHEN_PORTAL_IDLE_SECONDS", 900)
 HUIZHEN_PORTAL_ABSOLUTE_SECONDS = env_int("HUIZHEN_PORTAL_ABSOLUTE_SECONDS", 14400)
+# Family-doctor contracts: remind this many days before a contract ends; the share of
+# contracted patients with a follow-up on time that a village doctor's team aims for.
+HUIZHEN_CONTRACT_RENEWAL_DAYS = env_int("HUIZHEN_CONTRACT_RENEWAL_DAYS", 30)
+HUIZHEN_CONTRACT_TARGET_PERCENT = env_int("HUIZHEN_CONTRACT_TARGET_PERCENT", 70)
 
 # --- Logging: JSON lines with request IDs; no patient data in logs -------------------------------
 LOG_LEVEL = env("HUIZHEN_LOG_LEVEL", "INFO")

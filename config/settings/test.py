@@ -7,6 +7,9 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/huizhe
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production-use-0123456789")
 os.environ.setdefault("HUIZHEN_SMS_BACKEND", "memory")
+# Tests end other sessions and switch triggers per connection: one plain connection each,
+# unless a benchmark asks for the production pool.
+os.environ.setdefault("HUIZHEN_DB_POOL_MAX", "0")
 
 from .base import *  # noqa: E402,F403
 from .base import DATA_DIR  # noqa: E402

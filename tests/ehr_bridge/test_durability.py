@@ -14,6 +14,7 @@ import time
 import uuid
 from datetime import timedelta
 
+import psycopg
 import pytest
 from django.conf import settings
 from django.db import connection
@@ -22,7 +23,6 @@ from django.utils import timezone
 from config.celery import app
 from ehr_bridge import services
 from ehr_bridge.models import InboundMessage, InboundStatus
-from registry.audit import _LOCK_KEY
 from registry.models import AuditEvent, Patient
 from tests.ehr_bridge.conftest import _free_port, frame, msa, read_frame, wait_for
 from tests.ehr_bridge.samples import realistic_adt
@@ -84,13 +84,29 @@ def _worker(queue: str) -> subprocess.Popen[bytes]:
     )
 
 
-def _waiting_on_the_audit_lock() -> bool:
+def _waiting_on_the_audit_table() -> bool:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
+            "AND wait_event_type = 'Lock' AND wait_event = 'relation'"
         )
         return cursor.fetchone()[0] > 0
+
+
+@contextlib.contextmanager
+def _audit_table_held():
+    """Hold a lock on the audit table that lets readers through but makes writers wait."""
+    params = connection.settings_dict
+    with psycopg.connect(
+        dbname=params["NAME"],
+        user=params["USER"] or None,
+        host=params["HOST"] or None,
+        port=params["PORT"] or None,
+        password=params["PASSWORD"] or None,
+    ) as holder:
+        holder.execute("LOCK TABLE registry_auditevent IN SHARE MODE")
+        yield
+        holder.rollback()
 
 
 def test_a_worker_killed_after_the_ack_leaves_the_message_to_be_processed_exactly_once(
@@ -104,18 +120,15 @@ def test_a_worker_killed_after_the_ack_leaves_the_message_to_be_processed_exactl
 
     message_id = services.inbound_receive(raw=realistic_adt(3, control_prefix="KW").encode())
     message_id = message_id.message_id
-    # Hold the audit trail's lock so that the worker stops in the middle of applying it.
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock(%s)", [_LOCK_KEY])
-    worker = _worker(queue)
-    try:
-        inbound_process.delay(message_id)
-        assert wait_for(_waiting_on_the_audit_lock, timeout=60), "the worker never got there"
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(10)
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEY])
+    # Hold the audit table so that the worker stops in the middle of applying the message.
+    with _audit_table_held():
+        worker = _worker(queue)
+        try:
+            inbound_process.delay(message_id)
+            assert wait_for(_waiting_on_the_audit_table, timeout=60), "the worker never got there"
+        finally:
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(10)
     row = InboundMessage.objects.get(id=message_id)
     assert row.status == InboundStatus.RECEIVED and row.attempts == 0  # rolled back
     assert not Patient.objects.exists()

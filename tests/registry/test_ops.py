@@ -42,6 +42,7 @@ def test_api_docs_are_served_from_local_assets(db):
 def test_metrics_are_exposed_for_prometheus(db):
     body = Client().get("/metrics").content.decode()
     assert "django_http_requests_total_by_method_total" in body
+    assert "huizhen_audit_unsealed_rows 0.0" in body
 
 
 def test_pages_default_to_simplified_chinese(db):
