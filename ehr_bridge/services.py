@@ -331,8 +331,8 @@ def inbound_process(*, message_id: int, limit: int = 200) -> ProcessResult:
     a row is applied only when no older pending row of its patient exists, so a message
     waits while an older one is unprocessed or failing (parked ones no longer hold it back).
     Each message is applied and committed in its own transaction, so that row locks are held
-    briefly and workers run in parallel. The worker that holds the oldest row drains the patient's queue. Idempotent:
-    processed rows are never claimed again.
+    briefly and workers run in parallel. The worker that holds the oldest row drains the
+    patient's queue. Idempotent: processed rows are never claimed again.
     """
     done = 0
     while done < limit:
