@@ -11,10 +11,12 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from . import audit
 from .errors import DomainError, ValidationFailed
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    audit.flush_deferred()  # a refusal's transaction has ended by now: write it
     if isinstance(exc, DomainError):
         body: dict[str, Any] = {"code": exc.code, "detail": exc.message}
         if isinstance(exc, ValidationFailed) and exc.fields:

@@ -11,6 +11,8 @@ database's triggers and grants are what keep it unchanged.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import json
 import logging
@@ -27,6 +29,12 @@ from . import context
 from .models import AuditEvent, AuditOutcome, AuditPending, AuditSeal
 
 logger = logging.getLogger(__name__)
+
+# Refusals recorded inside a transaction of work, waiting to be written once it has ended:
+# a refusal usually ends in an exception that rolls that transaction back.
+_deferred: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar(
+    "huizhen_audit_deferred", default=None
+)
 
 GENESIS = "0" * 64
 _SEAL_LOCK_KEY = 0x48554941  # "HUIA": held by sealers only
@@ -109,6 +117,50 @@ def record(
         "outcome": str(outcome),
         "detail": detail or {},
     }
+    if outcome == AuditOutcome.DENIED and _in_work_transaction():
+        pending = _deferred.get()
+        if pending is None:
+            pending = []
+            _deferred.set(pending)
+        pending.append(fields)
+        transaction.on_commit(flush_deferred)
+        return AuditEvent(**fields)
+    return _write(fields)
+
+
+@contextlib.contextmanager
+def collecting_refusals() -> Iterator[None]:
+    """Give refusals recorded inside (for example by a request's view, on whatever thread it
+    runs) one list to wait in, so that ``flush_deferred`` afterwards finds them."""
+    token = _deferred.set([])
+    try:
+        yield
+    finally:
+        _deferred.reset(token)
+
+
+def _in_work_transaction() -> bool:
+    """Whether an atomic block of the application (not a test's wrapper) is open."""
+    return any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)
+
+
+def flush_deferred() -> int:
+    """Write the refusals recorded inside transactions that have since ended; return how many.
+
+    Called after a request (middleware), by the API's exception handler, after a task, and
+    on commit. Each refusal is written once, whether its transaction committed or not.
+    """
+    pending = _deferred.get()
+    if not pending or _in_work_transaction():
+        return 0
+    written = 0
+    while pending:
+        _write(pending.pop(0))
+        written += 1
+    return written
+
+
+def _write(fields: dict[str, Any]) -> AuditEvent:
     with transaction.atomic():
         event = AuditEvent.objects.create(**fields)
         AuditPending.objects.create(event_id=event.pk)

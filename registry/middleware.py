@@ -6,12 +6,12 @@ import re
 import time
 from collections.abc import Callable
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse
 
-from . import context
+from . import audit, context
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9\-_.]{8,64}$")
 
@@ -39,15 +39,17 @@ class RequestContextMiddleware:
         if iscoroutinefunction(self):
             return self.__acall__(request)
         ctx = _context_for(request)
-        with context.bound(ctx):
+        with context.bound(ctx), audit.collecting_refusals():
             response = self.get_response(request)
+            audit.flush_deferred()
         response["X-Request-ID"] = ctx.request_id
         return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
         ctx = _context_for(request)
-        with context.bound(ctx):
+        with context.bound(ctx), audit.collecting_refusals():
             response = await self.get_response(request)
+            await sync_to_async(audit.flush_deferred)()
         response["X-Request-ID"] = ctx.request_id
         return response
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from celery.signals import task_postrun
 
 from . import audit, events, notifications, sms
 
@@ -41,3 +42,9 @@ def notification_sms_send(self, delivery_id: int) -> str:  # type: ignore[no-unt
 def audit_seal() -> int:
     """Periodic: link the audit rows written since the last run into the hash chain."""
     return audit.seal()
+
+
+@task_postrun.connect
+def _write_refusals(**_kwargs: object) -> None:
+    """A refusal recorded inside a task's rolled-back transaction is written after the task."""
+    audit.flush_deferred()
