@@ -13,7 +13,14 @@ from registry import audit
 from registry.errors import DomainError
 
 from . import outbound, services
-from .models import Hl7Partner, InboundMessage, InboundMessageEvent, OutboundMessage
+from .models import (
+    Hl7Partner,
+    InboundAppointment,
+    InboundMessage,
+    InboundMessageEvent,
+    InboundOrder,
+    OutboundMessage,
+)
 
 
 @admin.register(Hl7Partner)
@@ -29,6 +36,34 @@ class Hl7PartnerAdmin(admin.ModelAdmin):
     list_filter = ("inbound_enabled", "outbound_enabled")
     search_fields = ("name", "sending_application", "sending_facility")
     autocomplete_fields = ("organisation",)
+    raw_id_fields = ("order_requester",)
+
+
+class _MappingAdmin(admin.ModelAdmin):
+    """Order and appointment mappings are written by the worker only."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(InboundOrder)
+class InboundOrderAdmin(_MappingAdmin):
+    list_display = ("placer_order_number", "partner", "service_text", "created_at")
+    list_filter = ("partner",)
+    search_fields = ("placer_order_number", "=consult__external_id")
+
+
+@admin.register(InboundAppointment)
+class InboundAppointmentAdmin(_MappingAdmin):
+    list_display = ("filler_appointment_id", "partner", "created_at", "updated_at")
+    list_filter = ("partner",)
+    search_fields = ("filler_appointment_id", "=booking__external_id")
 
 
 class InboundMessageEventInline(admin.TabularInline):

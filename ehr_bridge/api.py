@@ -15,6 +15,8 @@ from .serializers import (
     InboundMessageDetailSerializer,
     InboundMessageSerializer,
     InboundQuerySerializer,
+    LabResultQuerySerializer,
+    LabResultSerializer,
     OutboundMessageDetailSerializer,
     OutboundMessageSerializer,
     OutboundQuerySerializer,
@@ -122,3 +124,20 @@ class OutboundReplayView(StaffView):
         )
         row = outbound.outbound_replay(message_id=row.id, actor=principal.actor)
         return Response(OutboundMessageSerializer(row).data, status=202)
+
+
+class LabResultListView(StaffView):
+    @extend_schema(
+        parameters=[LabResultQuerySerializer, ORG_HEADER],
+        responses=LabResultSerializer(many=True),
+        summary="A patient's lab results received from hospital systems (ORU^R01)",
+    )
+    def get(self, request: Request, patient_id: str) -> Response:
+        query = LabResultQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        rows = selectors.lab_result_list(
+            principal=self.principal,
+            patient_id=patient_id,
+            history=query.validated_data["history"],
+        )
+        return self.paginate(rows.select_related("partner"), LabResultSerializer)

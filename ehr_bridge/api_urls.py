@@ -17,4 +17,9 @@ urlpatterns = [
         api.OutboundReplayView.as_view(),
         name="hl7-outbound-replay",
     ),
+    path(
+        "patients/<str:patient_id>/lab-results/",
+        api.LabResultListView.as_view(),
+        name="hl7-lab-result-list",
+    ),
 ]

@@ -14,6 +14,7 @@ from appointments.models import Booking
 from registry.events import Event, subscribe
 
 from . import builders
+from .models import InboundAppointment
 from .outbound import enqueue_outbound, partners_for_event, patient_data
 
 
@@ -30,6 +31,13 @@ def send_booking(payload: dict[str, Any], trigger: str) -> int:
         .first()
     )
     if booking is None:
+        return 0
+    # A booking a partner made (SIU in) is not sent back to that partner: no echo loops.
+    booked_by = set(
+        InboundAppointment.objects.filter(booking=booking).values_list("partner_id", flat=True)
+    )
+    partners = [p for p in partners if p.pk not in booked_by]
+    if not partners:
         return 0
     schedule = booking.slot.schedule
     appointment = builders.AppointmentData(

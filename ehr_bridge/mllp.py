@@ -55,8 +55,8 @@ SUPPORTED_TRIGGERS: dict[str, frozenset[str] | None] = {
 }
 REQUIRED_SEGMENTS: dict[str, tuple[str, ...]] = {
     "ADT": ("PID",),
-    "ORM": ("ORC",),
-    "OMG": ("ORC",),
+    "ORM": ("ORC", "OBR"),
+    "OMG": ("ORC", "OBR"),
     "ORU": ("OBR", "OBX"),
     "SIU": ("SCH",),
 }

@@ -17,7 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from registry.models import BaseModel, Organisation, Patient
+from registry.models import BaseModel, ConsentMethod, Organisation, Patient
 
 
 class Hl7Version(models.TextChoices):
@@ -82,6 +82,45 @@ class Hl7Partner(BaseModel):
     )
     outbound_include_pdf = models.BooleanField(
         _("attach report PDFs (OBX of type ED)"), default=False
+    )
+    # Inbound orders (ORM^O01, OMG^O19) and appointments (SIU^S12-S15).
+    order_requester = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("order account"),
+        help_text=_(
+            "A doctor of the partner's organisation who requests consults ordered by this "
+            "partner when the ordering provider (ORC-12) is not a Huizhen user."
+        ),
+    )
+    order_consent_method = models.CharField(
+        _("teleconsult consent implied by an order"),
+        max_length=16,
+        choices=ConsentMethod.choices,
+        blank=True,
+        default=ConsentMethod.WRITTEN,
+        help_text=_(
+            "How the hospital records a patient's consent before it orders a remote read. "
+            "Empty: orders wait as drafts until a clinician records the consent."
+        ),
+    )
+    service_map = models.JSONField(
+        _("order code → consult type"),
+        default=dict,
+        blank=True,
+        help_text=_('OBR-4 codes of this partner, e.g. {"XD001": "ecg_read"}.'),
+    )
+    schedule_map = models.JSONField(
+        _("resource code → schedule"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            "AIP/AIL/AIS resource codes of this partner mapped to schedule IDs, "
+            'e.g. {"NK01": "<schedule external ID>"}.'
+        ),
     )
 
     class Meta:
@@ -290,3 +329,127 @@ class OutboundMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.control_id}"
+
+
+# --- Inbound orders, appointments and results --------------------------------------------------
+
+
+class InboundOrder(BaseModel):
+    """An order a partner placed (ORM^O01 / OMG^O19), mapped to the consult it became.
+
+    The placer order number (ORC-2/OBR-2) is the partner's key: a repeated NW finds the row
+    and creates nothing; the ORU^R01 sent back on signing carries it in ORC-2/OBR-2.
+    """
+
+    partner = models.ForeignKey(Hl7Partner, on_delete=models.PROTECT, related_name="orders")
+    placer_order_number = models.CharField(_("placer order number"), max_length=64)
+    filler_order_number = models.CharField(_("filler order number"), max_length=64, blank=True)
+    consult = models.ForeignKey(
+        "consult.ConsultRequest", on_delete=models.PROTECT, related_name="+"
+    )
+    service_code = models.CharField(_("universal service ID"), max_length=64, blank=True)
+    service_text = models.CharField(max_length=200, blank=True)
+    ordering_provider = models.CharField(max_length=200, blank=True)
+    message = models.ForeignKey(
+        InboundMessage, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("inbound order")
+        verbose_name_plural = _("inbound orders")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["partner", "placer_order_number"], name="unique_inbound_order"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.placer_order_number
+
+
+class InboundAppointment(BaseModel):
+    """An appointment a partner booked (SIU^S12), keyed by its filler appointment ID (SCH-2),
+    and the Huizhen booking it is now (a reschedule points it at the new booking).
+
+    Bookings listed here are not sent back to the partner that booked them."""
+
+    partner = models.ForeignKey(Hl7Partner, on_delete=models.PROTECT, related_name="appointments")
+    filler_appointment_id = models.CharField(_("filler appointment ID"), max_length=75)
+    placer_appointment_id = models.CharField(max_length=75, blank=True)
+    booking = models.ForeignKey("appointments.Booking", on_delete=models.PROTECT, related_name="+")
+    message = models.ForeignKey(
+        InboundMessage, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("inbound appointment")
+        verbose_name_plural = _("inbound appointments")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["partner", "filler_appointment_id"], name="unique_inbound_appointment"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.filler_appointment_id
+
+
+class LabResultStatus(models.TextChoices):
+    PRELIMINARY = "P", _("Preliminary")
+    FINAL = "F", _("Final")
+    CORRECTED = "C", _("Corrected")
+
+
+class LabResult(BaseModel):
+    """One lab observation (OBX) of a partner's ORU^R01, attached to a registry patient.
+
+    Rows are never changed but for ``is_current``: a corrected (OBX-11 C) or later result
+    for the same order and observation adds a row that ``replaces`` the earlier one, which
+    stays as history. ``organisation`` is the partner's organisation, the data's owner.
+    """
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="lab_results")
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    partner = models.ForeignKey(Hl7Partner, on_delete=models.PROTECT, related_name="lab_results")
+    message = models.ForeignKey(
+        InboundMessage, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    order_key = models.CharField(_("order (filler, else placer number)"), max_length=64)
+    placer_order_number = models.CharField(max_length=64, blank=True)
+    filler_order_number = models.CharField(max_length=64, blank=True)
+    order_code = models.CharField(_("panel code (OBR-4)"), max_length=64, blank=True)
+    order_text = models.CharField(_("panel (OBR-4)"), max_length=200, blank=True)
+    code = models.CharField(_("observation code (OBX-3)"), max_length=64)
+    coding_system = models.CharField(max_length=32, blank=True)
+    text = models.CharField(_("observation (OBX-3)"), max_length=200, blank=True)
+    sub_id = models.CharField(max_length=20, blank=True)
+    value_type = models.CharField(max_length=3, blank=True)
+    value = models.TextField(_("value (OBX-5)"), blank=True)
+    units = models.CharField(_("units (OBX-6)"), max_length=64, blank=True)
+    reference_range = models.CharField(_("reference range (OBX-7)"), max_length=64, blank=True)
+    abnormal_flag = models.CharField(_("abnormal flag (OBX-8)"), max_length=8, blank=True)
+    status = models.CharField(_("status (OBX-11)"), max_length=1, choices=LabResultStatus.choices)
+    observed_at = models.DateTimeField(_("observed at"), null=True, blank=True)
+    is_current = models.BooleanField(default=True)
+    replaces = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="replaced_by"
+    )
+
+    class Meta:
+        verbose_name = _("lab result")
+        verbose_name_plural = _("lab results")
+        ordering = ["-observed_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["partner", "patient", "order_key", "code", "sub_id"],
+                condition=Q(is_current=True),
+                name="one_current_lab_result",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["P", "F", "C"]), name="lab_result_status_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["patient", "is_current", "observed_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.value} {self.units}"

@@ -16,11 +16,11 @@ from django.db.models import Q, QuerySet
 from django.utils.translation import gettext as _
 
 from registry import audit
-from registry.access import Principal, organisations_subtree_q
+from registry.access import Principal, access_patient, organisations_subtree_q
 from registry.errors import Forbidden, NotFound
 from registry.models import AuditOutcome, Hl7Facility, Organisation, Role
 
-from .models import InboundMessage, OutboundMessage
+from .models import InboundMessage, LabResult, OutboundMessage
 
 
 @dataclass(frozen=True)
@@ -212,3 +212,20 @@ def outbound_message_get(
             object_id=row.external_id,
         )
     return row
+
+
+# --- Lab results ---------------------------------------------------------------------------------
+
+
+def lab_result_list(
+    *, principal: Principal, patient_id: uuid.UUID | str, history: bool = False
+) -> QuerySet[LabResult]:
+    """A patient's lab results from partners, newest observation first. The patient gate
+    (``registry.access.access_patient``) decides and audits: a patient the principal may not
+    see is NotFound (404), the denial audited. ``history`` adds the results replaced by a
+    correction."""
+    patient = access_patient(principal, patient_id, action="lab_result.list")
+    rows = LabResult.objects.filter(patient=patient).select_related("replaces")
+    if not history:
+        rows = rows.filter(is_current=True)
+    return rows.order_by("-observed_at", "order_key", "code", "sub_id", "-id")

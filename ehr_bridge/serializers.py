@@ -6,7 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from .models import InboundMessage, InboundStatus, OutboundMessage, OutboundStatus
+from .models import InboundMessage, InboundStatus, LabResult, OutboundMessage, OutboundStatus
 
 
 class MessageQuerySerializer(serializers.Serializer):
@@ -141,3 +141,43 @@ class OutboundMessageDetailSerializer(OutboundMessageSerializer):
 
     def get_ack(self, obj: OutboundMessage) -> str | None:
         return _decode(obj.ack, "latin-1")
+
+
+class LabResultQuerySerializer(serializers.Serializer):
+    history = serializers.BooleanField(
+        required=False, default=False, help_text="Include results replaced by a correction."
+    )
+
+
+class LabResultSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="external_id", read_only=True)
+    partner = serializers.CharField(source="partner.name", read_only=True)
+    replaces = serializers.SerializerMethodField()
+
+    class Meta:
+        model = LabResult
+        fields = [
+            "id",
+            "partner",
+            "placer_order_number",
+            "filler_order_number",
+            "order_code",
+            "order_text",
+            "code",
+            "coding_system",
+            "text",
+            "sub_id",
+            "value_type",
+            "value",
+            "units",
+            "reference_range",
+            "abnormal_flag",
+            "status",
+            "observed_at",
+            "is_current",
+            "replaces",
+            "created_at",
+        ]
+
+    def get_replaces(self, row: LabResult) -> str | None:
+        return str(row.replaces.external_id) if row.replaces_id else None

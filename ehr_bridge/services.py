@@ -3,7 +3,9 @@
 ``inbound_receive`` runs before the acknowledgement: it checks the message (``mllp.check``),
 commits the raw message in one short transaction and returns the exact acknowledgement to
 send. ``inbound_process`` runs in the worker after the acknowledgement and applies messages
-in arrival order per patient. ``inbound_replay`` puts a parked message back in the queue.
+in arrival order per patient: ADT here, orders (ORM^O01, OMG^O19 → consults), lab results
+(ORU^R01) and appointments (SIU^S12-S15) in ``inbound_apply``. ``inbound_replay`` puts a
+parked message back in the queue.
 
 Receiving writes no audit row: the message log is the record of what arrived, and every
 change it causes to the patient index is audited by ``registry.feeds``.
@@ -29,7 +31,7 @@ from registry.errors import Conflict, DomainError, NotFound
 from registry.models import Hl7Facility, Organisation, Role
 from registry.notifications import notify
 
-from . import adt, mllp
+from . import adt, inbound_apply, mllp
 from .models import (
     PENDING_STATUSES,
     Hl7Partner,
@@ -390,7 +392,11 @@ def _apply_one(row: InboundMessage) -> None:
 
 
 def _fail(row: InboundMessage, exc: Exception, *, permanent: bool) -> None:
-    text = f"{type(exc).__name__}: {exc}"[:2000]
+    text = f"{type(exc).__name__}: {exc}"
+    fields = getattr(exc, "fields", None)
+    if fields:
+        text += " " + "; ".join(f"{name}: {reason}" for name, reason in fields.items())
+    text = text[:2000]
     row.error = text
     if permanent or row.attempts >= settings.HUIZHEN_MLLP_PROCESS_MAX_ATTEMPTS:
         row.status = InboundStatus.PARKED
@@ -433,6 +439,11 @@ def _organisation_for(row: InboundMessage) -> Organisation:
 
 def _apply(row: InboundMessage) -> tuple[str, Any]:
     """Apply one message; returns (status, patient or None)."""
+    applier = _APPLIERS.get(row.message_type)
+    if applier is not None and (
+        row.message_type != "SIU" or row.trigger_event in inbound_apply.APPLIED_SIU
+    ):
+        return InboundStatus.PROCESSED, applier(row, parse(row.text))
     if row.message_type != "ADT" or row.trigger_event not in APPLIED_ADT | {"A40"}:
         return InboundStatus.UNSUPPORTED, None
     parsed = parse(row.text)
@@ -461,6 +472,14 @@ def _apply(row: InboundMessage) -> tuple[str, Any]:
         actor=actor, home_organisation=organisation, data=data
     )
     return InboundStatus.PROCESSED, upserted.patient
+
+
+_APPLIERS = {
+    "ORM": inbound_apply.apply_orders,
+    "OMG": inbound_apply.apply_orders,
+    "ORU": inbound_apply.apply_lab_results,
+    "SIU": inbound_apply.apply_appointment,
+}
 
 
 def _application_ack(row: InboundMessage) -> bytes | None:

@@ -183,21 +183,30 @@ def test_a40_without_mrg_is_refused_before_storing(partner):
     assert not InboundMessage.objects.exists()
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "MSH|^~\\&|DEMO_HIS|COUNTY_HOSP|||20240301||ORU^R01|R-1|P|2.5\rPID|1||X^^^COUNTY_HOSP^MR"
-        "\rOBR|1\rOBX|1|NM|BP||120\r",
-        "MSH|^~\\&|DEMO_HIS|COUNTY_HOSP|||20240301||ORM^O01|R-2|P|2.3\rPID|1||X\rORC|NW|1\r",
-        "MSH|^~\\&|DEMO_HIS|COUNTY_HOSP|||20240301||SIU^S12|R-3|P|2.4\rSCH|1\rPID|1||X\r",
-        "MSH|^~\\&|DEMO_HIS|COUNTY_HOSP|||20240301||ADT^A03|R-4|P|2.5\rPID|1||X\r",
-    ],
-)
-def test_other_types_are_kept_as_unsupported_for_now(partner, text):
+def test_other_types_are_kept_as_unsupported_for_now(partner):
+    text = "MSH|^~\\&|DEMO_HIS|COUNTY_HOSP|||20240301||ADT^A03|R-4|P|2.5\rPID|1||X\r"
     message_id = receive(text)
     process(message_id)
     row = InboundMessage.objects.get(id=message_id)
     assert row.status == InboundStatus.UNSUPPORTED and row.text == text
+    assert not Patient.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "MSH|^~\\&|DEMO_HIS|COUNTY_HOSP|||20240301||ORU^R01|R-1|P|2.5\rPID|1||X^^^COUNTY_HOSP^MR"
+        "\rOBR|1|P1\rOBX|1|NM|BP||120\r",
+        "MSH|^~\\&|DEMO_HIS|COUNTY_HOSP|||20240301||ORM^O01|R-2|P|2.3\rPID|1||X\rORC|NW|1\r"
+        "OBR|1|1||ECG\r",
+        "MSH|^~\\&|DEMO_HIS|COUNTY_HOSP|||20240301||SIU^S12|R-3|P|2.4\rSCH|1|1\rPID|1||X\r",
+    ],
+)
+def test_orders_results_and_appointments_of_an_unknown_patient_are_parked(partner, text):
+    message_id = receive(text)
+    process(message_id)
+    row = InboundMessage.objects.get(id=message_id)
+    assert row.status == InboundStatus.PARKED and "Unknown patient" in row.error
     assert not Patient.objects.exists()
 
 

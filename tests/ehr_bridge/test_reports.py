@@ -52,3 +52,26 @@ def test_signing_sends_oru_r01_to_the_his(community, patient, partner, receiver)
 def test_nothing_is_sent_without_a_partner_taking_reports(community, patient, partner):  # noqa: F811
     _sign(community, patient)
     assert not OutboundMessage.objects.exists()
+
+
+def test_a_partner_that_wants_the_pdf_gets_it_as_an_ed_attachment(
+    community,
+    patient,  # noqa: F811
+    partner,
+    receiver,
+):
+    import base64
+
+    rcv = receiver()
+    partner.outbound_enabled = True
+    partner.outbound_host, partner.outbound_port = "127.0.0.1", rcv.port
+    partner.outbound_events = ["ORU^R01"]
+    partner.outbound_include_pdf = True
+    partner.save()
+    _sign(community, patient)
+    assert wait_for(lambda: OutboundMessage.objects.filter(status="acked").exists())
+    text = rcv.received[0].decode("utf-8")
+    ed = [line for line in text.split("\r") if line.startswith("OBX|") and "|ED|" in line]
+    assert len(ed) == 1
+    encoded = next(part for part in ed[0].split("|")[5].split("^") if part.startswith("JVBER"))
+    assert base64.b64decode(encoded).startswith(b"%PDF-")
