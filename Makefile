@@ -15,14 +15,18 @@ $(STAMP): requirements.lock pyproject.toml
 venv: $(STAMP)
 
 # Embedded default: SQLite, in-memory channel layer, inline tasks, data under ./var.
+RUN_PACKAGES := /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc:fonts-wqy-zenhei
+
 run: $(STAMP)
+	scripts/ensure-system-packages $(RUN_PACKAGES) || echo "Signed report PDFs need a Chinese font (fonts-wqy-zenhei); everything else runs without it." >&2
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
 	$(PY) manage.py serve
 
 # Lint and the whole test suite against PostgreSQL and Redis (throwaway servers if none run).
 SYSTEM_PACKAGES := storescu:dcmtk /usr/bin/chromium:chromium Orthanc:orthanc \
-	/usr/share/orthanc/plugins/libOrthancDicomWeb.so:orthanc-dicomweb
+	/usr/share/orthanc/plugins/libOrthancDicomWeb.so:orthanc-dicomweb \
+	/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc:fonts-wqy-zenhei
 BENCH_PACKAGES := /usr/share/orthanc/plugins/libOrthancWSI.so:orthanc-wsi
 
 test: $(STAMP)

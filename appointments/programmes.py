@@ -523,3 +523,42 @@ def referral_mark_done_by_staff(*, principal: Principal, referral_id: uuid.UUID 
         raise NotFound(_("No such referral."))
     access_patient(principal, referral.patient.external_id, action="referral.done")
     return referral_mark_done(referral_id=key, actor=principal.actor)
+
+
+@transaction.atomic
+def followup_bring_forward(
+    *, patient: Patient, due_on: date, actor: audit.Actor, source: str, source_ref: str
+) -> list[Enrolment]:
+    """A follow-up asked for outside the programme's own rules (a signed consult report that
+    says "follow up in 14 days"): every active enrolment of the patient falls due no later
+    than ``due_on``, so that the patient shows on the village doctor's due list then.
+    Precondition: the caller passed its own access gate for the patient. Returns the
+    enrolments whose due date moved (none when the patient is enrolled in no programme or
+    is already due earlier)."""
+    moved = []
+    for enrolment in (
+        Enrolment.objects.select_for_update()
+        .filter(patient=patient, status=EnrolmentStatus.ACTIVE)
+        .order_by("pk")
+    ):
+        if enrolment.next_due <= due_on:
+            continue
+        previous = enrolment.next_due
+        enrolment.next_due = due_on
+        enrolment.save(update_fields=["next_due", "updated_at"])
+        audit.record(
+            actor=actor,
+            action="programme.followup_due",
+            object_type="enrolment",
+            object_id=str(enrolment.external_id),
+            patient_id=patient.external_id,
+            subject_organisation_id=patient.home_organisation_id,
+            detail={
+                "from": previous.isoformat(),
+                "to": due_on.isoformat(),
+                "source": source,
+                "source_ref": source_ref,
+            },
+        )
+        moved.append(enrolment)
+    return moved

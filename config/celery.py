@@ -29,6 +29,10 @@ app.conf.beat_schedule = {
         "task": "consult.tasks.critical_value_sweep",
         "schedule": 60.0,
     },
+    "consult-recordings-purge": {
+        "task": "consult.tasks.recordings_purge",
+        "schedule": crontab(minute=40),
+    },
     "appointments-slots-generate": {
         "task": "appointments.tasks.slots_generate_all",
         "schedule": crontab(hour=2, minute=15),

@@ -16,6 +16,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import BaseParser, JSONParser
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
@@ -24,8 +25,9 @@ from rest_framework.views import APIView
 from registry.api import ORG_HEADER, StaffView, _valid
 from registry.errors import ValidationFailed
 
-from . import critical, live, precall, selectors, services, uploads
+from . import critical, live, precall, referrals, selectors, services, uploads
 from .access import consults_visible_to
+from .report_pdf import render_report_pdf
 from .serializers import (
     AttachmentSerializer,
     ConsultCreateSerializer,
@@ -35,10 +37,13 @@ from .serializers import (
     ConsultUpdateSerializer,
     CriticalRaiseSerializer,
     CriticalValueSerializer,
+    HandBackSerializer,
     OutcomeSerializer,
     ReasonRequiredSerializer,
     ReasonSerializer,
     ReassignSerializer,
+    ReferralListQuerySerializer,
+    ReferralSerializer,
     ReportSerializer,
     ReportWriteSerializer,
     SignSerializer,
@@ -201,6 +206,41 @@ class ReassignView(StaffView):
         return _detail(self, consult_id)
 
 
+class PdfRenderer(BaseRenderer):
+    """Lets a client ask for ``Accept: application/pdf``; the view answers with the bytes
+    itself, and an error body is still JSON."""
+
+    media_type = "application/pdf"
+    format = "pdf"
+    charset = None
+
+    def render(self, data: Any, accepted_media_type: Any = None, renderer_context: Any = None):  # type: ignore[no-untyped-def]
+        if isinstance(data, bytes):
+            return data
+        return json.dumps(data, ensure_ascii=False).encode()
+
+
+class ReportPdfView(StaffView):
+    renderer_classes = [JSONRenderer, PdfRenderer]
+
+    @extend_schema(
+        responses={(200, "application/pdf"): OpenApiTypes.BINARY},
+        parameters=[ORG_HEADER],
+        summary="A signed report version as a printable PDF (409 for a draft)",
+    )
+    def get(self, request: Request, consult_id: str, version: int) -> HttpResponse:
+        report = selectors.report_for_print(
+            principal=self.principal, consult_id=consult_id, version=version
+        )
+        body = render_report_pdf(report)
+        response = HttpResponse(body, content_type="application/pdf")
+        response["Content-Disposition"] = (
+            f'inline; filename="consult-{report.consult.external_id}-v{report.version}.pdf"'
+        )
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+
 class ReportView(StaffView):
     @extend_schema(
         request=ReportWriteSerializer,
@@ -244,6 +284,60 @@ class AmendView(StaffView):
             principal=self.principal, consult_id=consult_id, reason=data["reason"]
         )
         return Response(ReportSerializer(report).data, status=status.HTTP_201_CREATED)
+
+
+# --- referrals -----------------------------------------------------------------------------------
+
+
+class ReferralListView(StaffView):
+    @extend_schema(
+        parameters=[ReferralListQuerySerializer, ORG_HEADER],
+        responses=ReferralSerializer(many=True),
+        summary="Referrals I may see (incoming: to my organisation; outgoing: from it)",
+    )
+    def get(self, request: Request) -> Response:
+        query = _valid(ReferralListQuerySerializer, request.query_params)
+        rows = referrals.referral_list(
+            principal=self.principal, side=query.get("side"), state=query.get("state")
+        )
+        return self.paginate(rows, ReferralSerializer)
+
+
+class ReferralDetailView(StaffView):
+    @extend_schema(responses=ReferralSerializer, parameters=[ORG_HEADER])
+    def get(self, request: Request, referral_id: str) -> Response:
+        referral = referrals.referral_detail(principal=self.principal, referral_id=referral_id)
+        return Response(ReferralSerializer(referral).data)
+
+
+class ReferralAcceptView(StaffView):
+    @extend_schema(
+        request=None,
+        responses=ReferralSerializer,
+        parameters=[ORG_HEADER],
+        summary="The centre accepts the referred patient",
+    )
+    def post(self, request: Request, referral_id: str) -> Response:
+        referral = referrals.referral_accept(principal=self.principal, referral_id=referral_id)
+        return Response(ReferralSerializer(referral).data)
+
+
+class ReferralHandBackView(StaffView):
+    @extend_schema(
+        request=HandBackSerializer,
+        responses=ReferralSerializer,
+        parameters=[ORG_HEADER],
+        summary="Hand the patient back down with a care plan",
+    )
+    def post(self, request: Request, referral_id: str) -> Response:
+        data = _valid(HandBackSerializer, request.data)
+        referral = referrals.referral_hand_back(
+            principal=self.principal,
+            referral_id=referral_id,
+            care_plan=data["care_plan"],
+            back_to=data.get("back_to"),
+        )
+        return Response(ReferralSerializer(referral).data)
 
 
 # --- attachments ---------------------------------------------------------------------------------

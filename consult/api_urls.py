@@ -4,6 +4,7 @@ from . import api
 
 C = "consults/<str:consult_id>/"
 L = "live/<str:session_id>/"
+R = "referrals/<str:referral_id>/"
 
 urlpatterns = [
     path("consults/", api.ConsultListView.as_view(), name="consult-list"),
@@ -20,6 +21,10 @@ urlpatterns = [
         name="consult-critical-outcome",
     ),
     path("statistics/", api.StatisticsView.as_view(), name="consult-statistics"),
+    path("referrals/", api.ReferralListView.as_view(), name="referral-list"),
+    path(R, api.ReferralDetailView.as_view(), name="referral-detail"),
+    path(R + "accept/", api.ReferralAcceptView.as_view(), name="referral-accept"),
+    path(R + "hand-back/", api.ReferralHandBackView.as_view(), name="referral-hand-back"),
     path("statistics.csv", api.StatisticsCsvView.as_view(), name="consult-statistics-csv"),
     path("precall/offer/", api.precall_offer_view, name="consult-precall-offer"),
     path("live/join/<str:token>/code/", api.PatientLinkCodeView.as_view(), name="live-join-code"),
@@ -49,6 +54,7 @@ urlpatterns = [
     path(C + "report/", api.ReportView.as_view(), name="consult-report"),
     path(C + "sign/", api.SignView.as_view(), name="consult-sign"),
     path(C + "amend/", api.AmendView.as_view(), name="consult-amend"),
+    path(C + "reports/<int:version>.pdf", api.ReportPdfView.as_view(), name="consult-report-pdf"),
     path(C + "deliver/", api.DeliverView.as_view(), name="consult-deliver"),
     path(C + "close/", api.CloseView.as_view(), name="consult-close"),
     path(C + "cancel/", api.CancelView.as_view(), name="consult-cancel"),
@@ -65,5 +71,33 @@ urlpatterns = [
         C + "attachments/<str:attachment_id>/file/",
         api.AttachmentFileView.as_view(),
         name="consult-attachment-file",
+    ),
+]
+
+# --- recording of live sessions (issue "Consults", item 9b) --------------------------------------
+from . import recording_api  # noqa: E402
+
+urlpatterns += [
+    path(L + "recording/", recording_api.RecordingStateView.as_view(), name="live-recording"),
+    path(
+        L + "recording/stop/",
+        recording_api.RecordingStopView.as_view(),
+        name="live-recording-stop",
+    ),
+    path(
+        L + "recording/consent/",
+        recording_api.RecordingConsentView.as_view(),
+        name="live-recording-consent",
+    ),
+    path(L + "recording/offer/", recording_api.recording_offer_view, name="live-recording-offer"),
+    path(
+        C + "recordings/",
+        recording_api.ConsultRecordingsView.as_view(),
+        name="consult-recordings",
+    ),
+    path(
+        C + "recordings/<str:recording_id>/file/",
+        recording_api.RecordingFileView.as_view(),
+        name="consult-recording-file",
     ),
 ]

@@ -201,6 +201,13 @@ class ReportStatus(models.TextChoices):
     SIGNED = "signed", _("Signed")
 
 
+class RecommendationKind(models.TextChoices):
+    MANAGE_LOCALLY = "manage_locally", _("Manage locally")
+    REFER_UP = "refer_up", _("Refer up to the centre")
+    FOLLOW_UP = "follow_up", _("Follow up in N days")
+    REPEAT_EXAM = "repeat_exam", _("Repeat the examination")
+
+
 class SignedReportImmutable(Exception):
     pass
 
@@ -227,6 +234,14 @@ class Report(BaseModel):
     )
     signed_at = models.DateTimeField(null=True, blank=True)
     content_hash = models.CharField(max_length=64, blank=True)
+    # Structured sections of the consult type (see ``report_structure``), the impression's
+    # ICD-10 codes and what the reader recommends; all covered by the content hash.
+    structured = models.JSONField(default=dict, blank=True)
+    icd10_codes = models.JSONField(default=list, blank=True)
+    recommendation_kind = models.CharField(
+        max_length=16, choices=RecommendationKind.choices, blank=True
+    )
+    follow_up_days = models.PositiveSmallIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["version"]
@@ -241,6 +256,11 @@ class Report(BaseModel):
                 condition=Q(status="draft")
                 | (Q(signed_at__isnull=False) & Q(signed_by__isnull=False) & ~Q(content_hash="")),
                 name="signed_report_has_signature",
+            ),
+            models.CheckConstraint(
+                condition=~Q(recommendation_kind="follow_up")
+                | Q(follow_up_days__gte=1, follow_up_days__lte=365),
+                name="report_follow_up_has_days",
             ),
         ]
 
@@ -519,3 +539,151 @@ class ConsultMessage(BaseModel):
 
     class Meta:
         indexes = [models.Index(fields=["consult", "created_at"])]
+
+
+# --- referrals (双向转诊) ------------------------------------------------------------------------
+
+
+class ReferralState(models.TextChoices):
+    REQUESTED = "requested", _("Waiting for the centre")
+    ACCEPTED = "accepted", _("Accepted by the centre")
+    HANDED_BACK = "handed_back", _("Handed back with a care plan")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class Referral(BaseModel):
+    """A patient referred up from the requesting organisation to the centre because a signed
+    report recommended it, and later handed back down with a care plan. One per consult."""
+
+    consult = models.OneToOneField(
+        ConsultRequest, on_delete=models.PROTECT, related_name="referral"
+    )
+    report = models.ForeignKey(Report, on_delete=models.PROTECT, related_name="+")
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="+")
+    from_organisation = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, related_name="referrals_out"
+    )
+    to_organisation = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, related_name="referrals_in"
+    )
+    reason = models.TextField(_("reason"))
+    state = models.CharField(
+        max_length=16, choices=ReferralState.choices, default=ReferralState.REQUESTED
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    handed_back_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    handed_back_at = models.DateTimeField(null=True, blank=True)
+    back_to_organisation = models.ForeignKey(
+        Organisation, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    care_plan = models.TextField(_("care plan"), blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["to_organisation", "state"]),
+            models.Index(fields=["from_organisation", "state"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(state="handed_back")
+                | (Q(handed_back_at__isnull=False) & ~Q(care_plan="")),
+                name="referral_handed_back_has_plan",
+            ),
+            models.CheckConstraint(
+                condition=~Q(state__in=["accepted", "handed_back"]) | Q(accepted_at__isnull=False),
+                name="referral_accepted_has_time",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.external_id)
+
+
+# --- Recording of live sessions (issue "Consults", item 9b) -------------------------------------
+
+
+class RecordingAgreement(BaseModel):
+    """A staff participant's in-session agreement to be recorded: who and when; withdrawing
+    sets ``withdrawn_at`` (the row stays). The patient's consent is the registry's
+    ``Consent`` of kind ``recording``, not a row here."""
+
+    session = models.ForeignKey(
+        LiveSession, on_delete=models.CASCADE, related_name="recording_agreements"
+    )
+    participant = models.ForeignKey(
+        LiveParticipant, on_delete=models.CASCADE, related_name="recording_agreements"
+    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    agreed_at = models.DateTimeField()
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["participant"],
+                condition=Q(withdrawn_at__isnull=True),
+                name="one_standing_recording_agreement",
+            )
+        ]
+
+
+class RecordingStatus(models.TextChoices):
+    RECORDING = "recording", _("Recording")
+    STOPPING = "stopping", _("Stopping")
+    STORED = "stored", _("Stored")
+    FAILED = "failed", _("Failed")
+
+
+class Recording(BaseModel):
+    """One recording of a live session, written by the server's recorder peer; the file is
+    kept in default storage until ``retention_until``, then deleted (the row stays)."""
+
+    session = models.ForeignKey(LiveSession, on_delete=models.PROTECT, related_name="recordings")
+    consult = models.ForeignKey(ConsultRequest, on_delete=models.PROTECT, related_name="recordings")
+    status = models.CharField(
+        max_length=12, choices=RecordingStatus.choices, default=RecordingStatus.RECORDING
+    )
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    started_at = models.DateTimeField()
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    stopped_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    stop_reason = models.CharField(max_length=64, blank=True)
+    # The web process whose recorder peer receives the media ("host:pid:random"), claimed by
+    # the first offer.
+    recorder_node = models.CharField(max_length=100, blank=True)
+    storage_key = models.CharField(max_length=300, blank=True)
+    size = models.PositiveBigIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    duration = models.FloatField(null=True, blank=True)  # seconds
+    retention_until = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session"],
+                condition=Q(status__in=["recording", "stopping"]),
+                name="one_running_recording_per_session",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="stored")
+                | Q(stopped_at__isnull=False, sha256__regex=r"^[0-9a-f]{64}$"),
+                name="stored_recording_has_hash",
+            ),
+        ]
+        indexes = [models.Index(fields=["consult", "started_at"])]
+
+    def __str__(self) -> str:
+        return str(self.external_id)

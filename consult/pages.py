@@ -11,8 +11,8 @@ from django.shortcuts import render
 from registry.access import principal_for
 from registry.errors import DomainError, NotFound
 
-from . import selectors
-from .models import ConsultType, Urgency
+from . import referrals, report_structure, selectors
+from .models import ConsultType, RecommendationKind, Urgency
 
 
 def _principal(request: HttpRequest):  # type: ignore[no-untyped-def]
@@ -60,7 +60,20 @@ def consult_page(request: HttpRequest, consult_id: str) -> HttpResponse:
         raise Http404(exc.message) from exc
     from .access import is_assignee
 
+    consult_type = detail.consult.consult_type
+    for r in detail.reports:
+        r.sections = report_structure.labelled(consult_type, r.structured or {})
+        r.recommendation_label = (
+            RecommendationKind(r.recommendation_kind).label if r.recommendation_kind else ""
+        )
     draft = next((r for r in detail.reports if r.status == "draft"), None)
+    filled = (draft.structured or {}) if draft is not None else {}
+    referral = (
+        referrals.referrals_visible_to(principal)
+        .select_related("to_organisation", "from_organisation", "back_to_organisation")
+        .filter(consult=detail.consult)
+        .first()
+    )
     return render(
         request,
         "consult/consult_detail.html",
@@ -69,6 +82,15 @@ def consult_page(request: HttpRequest, consult_id: str) -> HttpResponse:
             "c": detail.consult,
             "draft": draft,
             "is_assignee": is_assignee(principal, detail.consult),
+            "sections": [
+                (s.key, s.label, s.kind, filled.get(s.key, ""))
+                for s in report_structure.sections_for(consult_type)
+            ],
+            "recommendation_kinds": RecommendationKind.choices,
+            "draft_codes": ", ".join(draft.icd10_codes or []) if draft is not None else "",
+            "referral": referral,
+            "may_act_on_referral": referral is not None
+            and referrals.is_receiving_side(principal, referral),
         },
     )
 

@@ -123,7 +123,7 @@ async def precall_answer(*, sdp: str, kind: str = "offer", label: str) -> RTCSes
     try:
         await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         await pc.setLocalDescription(await pc.createAnswer())
-    except (ValueError, KeyError, IndexError) as exc:
+    except (ValueError, KeyError, IndexError, AssertionError) as exc:  # aiortc asserts on some SDP
         await _close(pc)
         raise BadOffer(str(exc)) from exc
     return pc.localDescription

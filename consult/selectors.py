@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 
 from registry import audit
 from registry.access import ADMIN_ROLES, Principal, organisations_subtree_q
-from registry.errors import Forbidden
+from registry.errors import Conflict, Forbidden, NotFound
 from registry.models import AuditOutcome, Role
 
 from .access import access_consult, audit_read, consults_visible_to
@@ -24,6 +24,7 @@ from .models import (
     ConsultTransition,
     CriticalValueAlert,
     Report,
+    ReportStatus,
 )
 from .states import OPEN_AT_CENTRE, TERMINAL, ConsultState
 
@@ -97,7 +98,7 @@ def consult_detail(*, principal: Principal, consult_id: uuid.UUID | str) -> Cons
         transitions=list(consult.transitions.select_related("actor__staff", "centre")),
         reports=list(
             Report.objects.filter(consult=consult).select_related(
-                "author__staff", "signed_by__staff", "previous"
+                "consult", "author__staff", "signed_by__staff", "previous"
             )
         ),
         critical_values=list(
@@ -106,6 +107,38 @@ def consult_detail(*, principal: Principal, consult_id: uuid.UUID | str) -> Cons
         critical_findings=findings_for(consult.consult_type),
         allowed=allowed_from(consult.state),
     )
+
+
+def report_for_print(*, principal: Principal, consult_id: uuid.UUID | str, version: int) -> Report:
+    """One signed report version of a consult the principal may see, for printing.
+    NotFound (audited) when the consult is hidden or has no such version; Conflict for a
+    draft, which is not a report yet."""
+    consult = access_consult(principal, consult_id, action="consult.report.pdf")
+    report = (
+        Report.objects.filter(consult=consult, version=version)
+        .select_related("signed_by__staff", "author__staff", "previous")
+        .first()
+        if 0 < version < 2**31
+        else None
+    )
+    if report is None:
+        raise NotFound(_("This consult has no report version %(version)s.") % {"version": version})
+    if report.status != ReportStatus.SIGNED:
+        raise Conflict(
+            _("Only a signed report can be printed; this version is still a draft."),
+            code="report_not_signed",
+        )
+    report.consult = consult
+    audit.record(
+        actor=principal.actor,
+        action="consult.report.pdf",
+        object_type="report",
+        object_id=report.external_id,
+        patient_id=consult.patient.external_id,
+        subject_organisation_id=consult.requesting_organisation_id,
+        detail={"consult": str(consult.external_id), "version": report.version},
+    )
+    return report
 
 
 def critical_value_list(

@@ -5,12 +5,16 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from registry.models import ProfessionalTitle, Service
+from registry.serializers import OrganisationRefSerializer
 
 from .models import (
     AttachmentKind,
     ConsultRequest,
     ConsultType,
     CriticalValueAlert,
+    RecommendationKind,
+    Referral,
+    ReferralState,
     Report,
     Urgency,
 )
@@ -60,6 +64,20 @@ class ReportWriteSerializer(serializers.Serializer):
     findings = serializers.CharField(allow_blank=True, required=False, default="")
     impression = serializers.CharField(allow_blank=True, required=False, default="")
     recommendations = serializers.CharField(allow_blank=True, required=False, default="")
+    structured = serializers.JSONField(
+        required=False,
+        default=dict,
+        help_text="Sections of the consult type: ECG rhythm, rate, axis, pr_ms, qrs_ms, qt_ms, "
+        "qtc_ms, st_t, conclusion; imaging examination, comparison; pathology gross, "
+        "microscopic, diagnosis",
+    )
+    icd10_codes = serializers.ListField(
+        child=serializers.CharField(max_length=16), required=False, default=list, max_length=10
+    )
+    recommendation_kind = serializers.ChoiceField(
+        choices=RecommendationKind.choices, required=False, allow_blank=True, default=""
+    )
+    follow_up_days = serializers.IntegerField(required=False, allow_null=True, default=None)
 
 
 class SignSerializer(serializers.Serializer):
@@ -184,6 +202,7 @@ class ReportSerializer(serializers.ModelSerializer):
     previous = serializers.UUIDField(source="previous.external_id", allow_null=True)
     author = PersonRefSerializer()
     signed_by = PersonRefSerializer(allow_null=True)
+    pdf = serializers.SerializerMethodField()
 
     class Meta:
         model = Report
@@ -195,12 +214,73 @@ class ReportSerializer(serializers.ModelSerializer):
             "findings",
             "impression",
             "recommendations",
+            "structured",
+            "icd10_codes",
+            "recommendation_kind",
+            "follow_up_days",
             "amendment_reason",
             "author",
             "signed_by",
             "signed_at",
             "content_hash",
+            "pdf",
         ]
+
+    def get_pdf(self, obj: Report) -> str | None:
+        if obj.status != "signed":
+            return None
+        return f"/api/v1/consult/consults/{obj.consult.external_id}/reports/{obj.version}.pdf"
+
+
+class ReferralListQuerySerializer(serializers.Serializer):
+    side = serializers.ChoiceField(choices=["incoming", "outgoing"], required=False)
+    state = serializers.ChoiceField(choices=ReferralState.choices, required=False)
+
+
+class HandBackSerializer(serializers.Serializer):
+    care_plan = serializers.CharField(max_length=8000)
+    back_to = serializers.UUIDField(
+        required=False,
+        allow_null=True,
+        help_text="Organisation: the referring clinic (default) or the township centre above it",
+    )
+
+
+class ReferralSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="external_id")
+    consult = serializers.UUIDField(source="consult.external_id")
+    report_version = serializers.IntegerField(source="report.version")
+    patient = serializers.SerializerMethodField()
+    from_organisation = OrganisationRefSerializer()
+    to_organisation = OrganisationRefSerializer()
+    back_to_organisation = OrganisationRefSerializer(allow_null=True)
+    requested_by = PersonRefSerializer()
+    accepted_by = PersonRefSerializer(allow_null=True)
+    handed_back_by = PersonRefSerializer(allow_null=True)
+
+    class Meta:
+        model = Referral
+        fields = [
+            "id",
+            "consult",
+            "report_version",
+            "patient",
+            "from_organisation",
+            "to_organisation",
+            "reason",
+            "state",
+            "requested_by",
+            "created_at",
+            "accepted_by",
+            "accepted_at",
+            "handed_back_by",
+            "handed_back_at",
+            "back_to_organisation",
+            "care_plan",
+        ]
+
+    def get_patient(self, obj: Referral) -> dict[str, str]:
+        return {"id": str(obj.patient.external_id), "name": obj.patient.name}
 
 
 class CriticalValueSerializer(serializers.ModelSerializer):

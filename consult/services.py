@@ -38,7 +38,7 @@ from registry.models import (
 from registry.notifications import notify
 from registry.services import patient_share_grant
 
-from . import centres, push
+from . import centres, push, referrals, report_structure
 from .access import (
     TITLE_RANK,
     access_consult,
@@ -596,6 +596,10 @@ class ReportInput:
     findings: str = ""
     impression: str = ""
     recommendations: str = ""
+    structured: dict[str, Any] | None = None
+    icd10_codes: list[str] | None = None
+    recommendation_kind: str | None = None
+    follow_up_days: int | None = None
 
 
 def _draft_report(consult: ConsultRequest) -> Report | None:
@@ -614,7 +618,14 @@ def consult_report(
     amending = consult.state in (S.SIGNED, S.DELIVERED, S.CLOSED) and draft is not None
     if consult.state != S.REPORTED and not amending:
         check(consult.state, S.REPORTED)
-    if not (data.findings.strip() or data.impression.strip()):
+    structure = report_structure.validate(
+        consult_type=consult.consult_type,
+        structured=data.structured,
+        icd10_codes=data.icd10_codes,
+        recommendation_kind=data.recommendation_kind,
+        follow_up_days=data.follow_up_days,
+    )
+    if not (data.findings.strip() or data.impression.strip() or structure.structured):
         raise ValidationFailed(
             _("Write the findings or the impression."), fields={"impression": _("Required.")}
         )
@@ -625,6 +636,10 @@ def consult_report(
         )
     draft.findings, draft.impression = data.findings, data.impression
     draft.recommendations = data.recommendations
+    draft.structured = structure.structured
+    draft.icd10_codes = structure.icd10_codes
+    draft.recommendation_kind = structure.recommendation_kind
+    draft.follow_up_days = structure.follow_up_days
     draft.save()
     if consult.state == S.IN_PROGRESS:
         _move(consult, S.REPORTED, action="report", principal=principal)
@@ -641,20 +656,27 @@ def consult_report(
 
 
 def report_hash(report: Report, consult: ConsultRequest) -> str:
-    body = json.dumps(
-        {
-            "consult": str(consult.external_id),
-            "version": report.version,
-            "previous": str(report.previous.external_id) if report.previous_id else None,
-            "findings": report.findings,
-            "impression": report.impression,
-            "recommendations": report.recommendations,
-            "signed_by": report.signed_by_id,
-            "signed_at": report.signed_at.isoformat() if report.signed_at else None,
-        },
-        sort_keys=True,
-        ensure_ascii=False,
-    )
+    """SHA-256 of the signed content. The structured parts enter the hashed body only when
+    filled, so that reports signed before they existed keep verifying."""
+    content: dict[str, Any] = {
+        "consult": str(consult.external_id),
+        "version": report.version,
+        "previous": str(report.previous.external_id) if report.previous_id else None,
+        "findings": report.findings,
+        "impression": report.impression,
+        "recommendations": report.recommendations,
+        "signed_by": report.signed_by_id,
+        "signed_at": report.signed_at.isoformat() if report.signed_at else None,
+    }
+    if report.structured:
+        content["structured"] = report.structured
+    if report.icd10_codes:
+        content["icd10_codes"] = report.icd10_codes
+    if report.recommendation_kind:
+        content["recommendation_kind"] = report.recommendation_kind
+    if report.follow_up_days is not None:
+        content["follow_up_days"] = report.follow_up_days
+    body = json.dumps(content, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(body.encode()).hexdigest()
 
 
@@ -717,6 +739,7 @@ def consult_sign(*, principal: Principal, consult_id: uuid.UUID | str, password:
             principal=principal,
             detail={"report": str(draft.external_id), "hash": draft.content_hash},
         )
+    referrals.act_on_recommendation(principal=principal, consult=consult, report=draft)
     return draft
 
 
@@ -740,6 +763,10 @@ def report_amend(*, principal: Principal, consult_id: uuid.UUID | str, reason: s
         findings=last.findings,
         impression=last.impression,
         recommendations=last.recommendations,
+        structured=last.structured,
+        icd10_codes=last.icd10_codes,
+        recommendation_kind=last.recommendation_kind,
+        follow_up_days=last.follow_up_days,
         amendment_reason=reason,
         author=principal.user,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import critical, sla
+from . import critical, recording, sla
 
 
 @shared_task(acks_late=True, time_limit=120, soft_time_limit=100)
@@ -17,3 +17,10 @@ def sla_sweep() -> int:
 def critical_value_sweep() -> int:
     """Periodic: escalate critical values not acknowledged in time (each step once)."""
     return critical.critical_values_escalate_due()
+
+
+@shared_task(acks_late=True, time_limit=600, soft_time_limit=540)
+def recordings_purge() -> int:
+    """Periodic: delete the files of recordings past their retention date (rows stay), and
+    fail recordings whose recorder process was lost."""
+    return recording.recordings_purge_expired() + recording.recordings_fail_stale()

@@ -157,21 +157,28 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 HUIZHEN_SITE_NAME = env("HUIZHEN_SITE_NAME", "Huizhen")
 
 REDIS_URL = env("REDIS_URL")
-if REDIS_URL:
+# Every message Huizhen sends over the layer goes to a group of open sockets and is worth
+# nothing once they have gone, so Redis pub/sub (one PUBLISH per message, delivered to the
+# subscribed processes) is enough, and several times faster than the list-backed layer
+# (docs/benchmarks.md, signalling). HUIZHEN_CHANNEL_LAYER=core keeps the list-backed one.
+# Past 100 pooled connections redis-py 8 raises and its sockets time out after 5 s: both set.
+_CHANNEL_REDIS_HOST = {
+    "address": REDIS_URL,
+    "max_connections": env_int("HUIZHEN_REDIS_MAX_CONNECTIONS", 500),
+    "socket_timeout": None,
+}
+if REDIS_URL and env("HUIZHEN_CHANNEL_LAYER", "pubsub") == "core":
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [
-                    {
-                        "address": REDIS_URL,
-                        "max_connections": env_int("HUIZHEN_REDIS_MAX_CONNECTIONS", 500),
-                        "socket_timeout": None,
-                    }
-                ],
-                "capacity": 1000,
-                "expiry": 30,
-            },
+            "CONFIG": {"hosts": [_CHANNEL_REDIS_HOST], "capacity": 1000, "expiry": 30},
+        }
+    }
+elif REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [_CHANNEL_REDIS_HOST]},
         }
     }
 else:
@@ -327,6 +334,10 @@ SPECTACULAR_SETTINGS = {
         "BookingStatusEnum": "appointments.states.BookingStatus",
         "SlotStatusEnum": "appointments.models.SlotStatus",
         "WaitlistStatusEnum": "appointments.models.WaitlistStatus",
+        "ConsultStateEnum": "consult.states.ConsultState",
+        "ReferralStateEnum": "consult.models.ReferralState",
+        "RecordingStatusEnum": "consult.models.RecordingStatus",
+        "LiveSessionStatusEnum": "consult.models.LiveSessionStatus",
     },
 }
 
@@ -432,6 +443,11 @@ HUIZHEN_LIVE_CODE_TTL_SECONDS = env_int("HUIZHEN_LIVE_CODE_TTL_SECONDS", 600)
 HUIZHEN_LIVE_TOKEN_TTL_SECONDS = env_int("HUIZHEN_LIVE_TOKEN_TTL_SECONDS", 4 * 3600)
 HUIZHEN_PRECALL_SECONDS = env_int("HUIZHEN_PRECALL_SECONDS", 60)
 HUIZHEN_PRECALL_MAX_PEERS = env_int("HUIZHEN_PRECALL_MAX_PEERS", 8)
+# Recording of live consults (with everyone's consent): how long files are kept (3 years),
+# how often the recorder re-checks consent and stop requests, the longest recording.
+HUIZHEN_RECORDING_RETENTION_DAYS = env_int("HUIZHEN_RECORDING_RETENTION_DAYS", 1095)
+HUIZHEN_RECORDING_RECHECK_SECONDS = env_int("HUIZHEN_RECORDING_RECHECK_SECONDS", 2)
+HUIZHEN_RECORDING_MAX_SECONDS = env_int("HUIZHEN_RECORDING_MAX_SECONDS", 4 * 3600)
 # The address people reach Huizhen at, used in links sent by SMS.
 HUIZHEN_PUBLIC_URL = env("HUIZHEN_PUBLIC_URL", "") or ""
 

@@ -137,8 +137,16 @@
       report.addEventListener("submit", function (ev) {
         ev.preventDefault();
         var f = new FormData(report);
+        var structured = {};
+        f.forEach(function (value, name) {
+          if (name.indexOf("s.") === 0 && String(value).trim() !== "") { structured[name.slice(2)] = value; }
+        });
+        var codes = String(f.get("icd10_codes") || "").split(/[\s,，;；]+/).filter(function (c) { return c; });
+        var days = String(f.get("follow_up_days") || "").trim();
         call("PUT", base + "report/", { findings: f.get("findings"), impression: f.get("impression"),
-          recommendations: f.get("recommendations") }).then(reload, fail);
+          recommendations: f.get("recommendations"), structured: structured, icd10_codes: codes,
+          recommendation_kind: f.get("recommendation_kind") || "",
+          follow_up_days: days === "" ? null : Number(days) }).then(reload, fail);
       });
     }
     var sign = document.getElementById("sign");
@@ -146,6 +154,21 @@
       sign.addEventListener("submit", function (ev) {
         ev.preventDefault();
         call("POST", base + "sign/", { password: new FormData(sign).get("password") }).then(reload, fail);
+      });
+    }
+    var referral = document.getElementById("referral");
+    if (referral) {
+      referral.querySelectorAll("button[data-referral]").forEach(function (b) {
+        b.addEventListener("click", function () {
+          var body = {};
+          if (b.getAttribute("data-reason")) {
+            var plan = window.prompt(t.carePlan);
+            if (plan === null) { return; }
+            body.care_plan = plan;
+          }
+          call("POST", "/api/v1/consult/referrals/" + referral.getAttribute("data-id") + "/" +
+            b.getAttribute("data-referral") + "/", body).then(reload, fail);
+        });
       });
     }
     var crit = document.getElementById("critical");

@@ -140,6 +140,7 @@
       m.participants.forEach(function (p) { people[p.id] = p; });
       renderPeople();
       lostSince = null;
+      refreshRecording();
       return media().then(function () {
         m.participants.forEach(function (p) {
           if (p.id === me || p.presence === "offline") return;
@@ -168,6 +169,7 @@
       Object.keys(people).forEach(function (id) { if (!next[id]) drop(id); });
       people = next;
       renderPeople();
+      refreshRecording();
     },
     offer: function (m) { return onOffer(m.from, m.payload); },
     answer: function (m) {
@@ -187,6 +189,7 @@
     store_and_forward: function () { fallback(); },
     revoked: function () { stopped = true; status(T.revoked); },
     ended: function () { stopped = true; status(T.ended); },
+    recording: function (m) { return recordingChanged(m.payload || {}); },
     error: function (m) { status(m.message); },
     pong: function () {}
   };
@@ -333,7 +336,85 @@
   }
   $("precall").addEventListener("click", function () { precall(); });
 
+  // --- recording (with everyone's consent) ---
+  // The recorder is a server peer: while a recording runs, each browser keeps one extra
+  // send-only connection to it, offered to /api/v1/consult/live/<session>/recording/offer/.
+  var recPc = null, recState = { recording: null, missing: [], participants: [] };
+  var recBox = $("recording");
+  function recApi(path, method) {
+    return fetch("/api/v1/consult/live/" + sessionId + "/recording/" + path, {
+      method: method || "GET", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() }
+    }).then(function (r) { return r.json().then(function (b) { b._status = r.status; return b; }); });
+  }
+  function renderRecording() {
+    var on = !!(recState.recording && recState.recording.status === "recording");
+    $("rec-state").textContent = on ? recBox.dataset.on : recBox.dataset.off;
+    $("rec-state").classList.toggle("on", on);
+    if (!isStaff) return;
+    var mine = (recState.participants || []).filter(function (p) { return p.id === me; })[0];
+    $("rec-consent").setAttribute("aria-pressed", String(!!(mine && mine.consented)));
+    var missing = recState.missing || [];
+    $("rec-missing").textContent = missing.length
+      ? recBox.dataset.missing + " " + missing.map(function (p) { return p.name; }).join(", ")
+      : recBox.dataset.all;
+    $("rec-toggle").textContent = on ? recBox.dataset.stop : recBox.dataset.start;
+    $("rec-toggle").disabled = !on && missing.length > 0;
+  }
+  function refreshRecording() {
+    if (!isStaff) return Promise.resolve();
+    return recApi("").then(function (b) {
+      if (b._status !== 200) return;
+      recState = b; renderRecording();
+      if (b.recording && b.recording.status === "recording") startRecorderPeer();
+      else stopRecorderPeer();
+    }).catch(function () {});
+  }
+  function recordingChanged(payload) {
+    recState.recording = { id: payload.id, status: payload.state };
+    renderRecording();
+    if (payload.state === "recording") startRecorderPeer(); else stopRecorderPeer();
+    return refreshRecording();
+  }
+  function stopRecorderPeer() { if (recPc) { recPc.close(); recPc = null; } }
+  function startRecorderPeer() {
+    if (recPc || stopped) return Promise.resolve();
+    var pc = recPc = new RTCPeerConnection({ iceServers: iceServers });
+    return media().then(function (stream) {
+      stream.getTracks().forEach(function (t) { pc.addTransceiver(t, { direction: "sendonly", streams: [stream] }); });
+      return pc.createOffer();
+    }).then(function (o) { return pc.setLocalDescription(o); })
+      .then(function () { return gathered(pc); })
+      .then(function () {
+        var body = { sdp: pc.localDescription.sdp, type: "offer" };
+        if (ptoken) body.participant_token = ptoken;
+        return fetch("/api/v1/consult/live/" + sessionId + "/recording/offer/", {
+          method: "POST", credentials: "same-origin",
+          headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
+          body: JSON.stringify(body)
+        });
+      }).then(function (r) { if (!r.ok) throw new Error("recorder " + r.status); return r.json(); })
+      .then(function (answer) { return pc.setRemoteDescription({ type: "answer", sdp: answer.sdp }); })
+      .catch(function (err) { console.warn(err); if (recPc === pc) stopRecorderPeer(); });
+  }
+  if (isStaff) {
+    $("rec-consent").addEventListener("click", function (e) {
+      var agreed = e.target.getAttribute("aria-pressed") === "true";
+      recApi("consent/", agreed ? "DELETE" : "POST").then(function (b) {
+        if (b._status === 200) { recState = b; renderRecording(); } else status(b.detail);
+      });
+    });
+    $("rec-toggle").addEventListener("click", function () {
+      var on = recState.recording && recState.recording.status === "recording";
+      recApi(on ? "stop/" : "", "POST").then(function (b) {
+        if (b._status >= 400) status(b.detail);
+        return refreshRecording();
+      });
+    });
+  }
+
   window.huizhenRoom = {
+    recording: function () { return recState; },
     me: function () { return me; },
     precall: null,
     runPrecall: precall,

@@ -94,6 +94,9 @@ def test_the_precall_endpoint_refuses_anonymous_and_bad_offers(community):
         await client.aforce_login(community.users["village_a"])
         garbage = await client.post(URL, {"sdp": "hello"}, content_type="application/json")
         wrong = await client.post(URL, "not json", content_type="application/json")
-        return anonymous.status_code, garbage.status_code, wrong.status_code
+        truncated = await client.post(
+            URL, {"sdp": "v=0\r\nm=audio", "type": "offer"}, content_type="application/json"
+        )
+        return anonymous.status_code, garbage.status_code, wrong.status_code, truncated.status_code
 
-    assert async_to_sync(scenario)() == (401, 400, 400)
+    assert async_to_sync(scenario)() == (401, 400, 400, 400)
