@@ -9,7 +9,6 @@ import re
 from typing import Any
 
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
-from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema
@@ -25,7 +24,7 @@ from rest_framework.views import APIView
 from registry.api import ORG_HEADER, StaffView, _valid
 from registry.errors import ValidationFailed
 
-from . import critical, live, precall, referrals, selectors, services, uploads
+from . import critical, live, offers, precall, referrals, selectors, services, uploads
 from .access import consults_visible_to
 from .report_pdf import render_report_pdf
 from .serializers import (
@@ -789,24 +788,6 @@ class ConsultMessagesView(StaffView):
 # loop after the response, which a DRF (sync) view cannot give it.
 
 
-def _knox_user(header: str) -> Any:
-    from knox.auth import TokenAuthentication
-    from rest_framework.exceptions import AuthenticationFailed
-
-    parts = header.split()
-    if len(parts) != 2 or parts[0] != "Bearer":
-        return None
-    try:
-        user, _token = TokenAuthentication().authenticate_credentials(parts[1].encode())
-    except AuthenticationFailed:
-        return None
-    return user
-
-
-def _csrf_failure(request: HttpRequest) -> Any:
-    return CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {})
-
-
 @csrf_exempt
 async def precall_offer_view(request: HttpRequest) -> JsonResponse:
     """POST {"sdp", "type": "offer"} → {"sdp", "type": "answer"} from an echo peer.
@@ -815,36 +796,18 @@ async def precall_offer_view(request: HttpRequest) -> JsonResponse:
     (``participant_token`` in the body). 401 otherwise, 503 when too many tests run."""
     from asgiref.sync import sync_to_async
 
-    if request.method != "POST":
-        return JsonResponse({"detail": _("Use POST.")}, status=405)
-    try:
-        body = json.loads(request.body or b"{}")
-    except ValueError:
-        return JsonResponse({"detail": _("Send JSON.")}, status=400)
-    if not isinstance(body, dict) or not isinstance(body.get("sdp"), str):
-        return JsonResponse({"detail": _("Send an SDP offer.")}, status=400)
-    label = ""
-    auth = request.headers.get("Authorization", "")
-    if auth:
-        user = await sync_to_async(_knox_user)(auth)
-        label = f"user-{user.pk}" if user is not None and user.is_active else ""
-    elif body.get("participant_token"):
-        session_id = await sync_to_async(live.session_of_token)(str(body["participant_token"]))
+    offer = await offers.read_offer(request)
+    if isinstance(offer, JsonResponse):
+        return offer
+    if offer.participant_token:
+        session_id = await sync_to_async(live.session_of_token)(offer.participant_token)
         label = f"patient-{session_id}" if session_id else ""
+        if not label:
+            return JsonResponse({"detail": _("Sign in first.")}, status=401)
     else:
-        user = await request.auser()
-        if user.is_authenticated and user.is_active:
-            if _csrf_failure(request) is not None:
-                return JsonResponse({"detail": _("CSRF check failed.")}, status=403)
-            label = f"user-{user.pk}"
-    if not label:
-        return JsonResponse({"detail": _("Sign in first.")}, status=401)
-    if len(body["sdp"]) > 64 * 1024:
-        return JsonResponse({"detail": _("Offer too large.")}, status=413)
+        label = f"user-{offer.user.pk}"
     try:
-        answer = await precall.precall_answer(
-            sdp=body["sdp"], kind=str(body.get("type", "offer")), label=label
-        )
+        answer = await precall.precall_answer(sdp=offer.sdp, label=label)
     except precall.PrecallBusy:
         return JsonResponse({"detail": _("Too many tests are running; try again.")}, status=503)
     except precall.BadOffer:

@@ -7,12 +7,7 @@ the server's event loop after the response, which a DRF (sync) view cannot give 
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-from asgiref.sync import sync_to_async
 from django.http import FileResponse, HttpRequest, JsonResponse
-from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiTypes, extend_schema
@@ -23,7 +18,7 @@ from rest_framework.response import Response
 from registry.api import ORG_HEADER, StaffView
 from registry.errors import DomainError
 
-from . import recorder, recording
+from . import offers, recorder, recording
 from .models import Recording
 from .precall import BadOffer
 from .turn import ice_servers_for
@@ -167,20 +162,6 @@ class RecordingFileView(StaffView):
 # --- the recorder's offer endpoint (async) -------------------------------------------------------
 
 
-def _knox_user(header: str) -> Any:
-    from knox.auth import TokenAuthentication
-    from rest_framework.exceptions import AuthenticationFailed
-
-    parts = header.split()
-    if len(parts) != 2 or parts[0] != "Bearer":
-        return None
-    try:
-        user, _token = TokenAuthentication().authenticate_credentials(parts[1].encode())
-    except AuthenticationFailed:
-        return None
-    return user
-
-
 @csrf_exempt
 async def recording_offer_view(request: HttpRequest, session_id: str) -> JsonResponse:
     """POST {"sdp", "type": "offer"[, "participant_token"]} → {"sdp", "type": "answer"}.
@@ -189,38 +170,15 @@ async def recording_offer_view(request: HttpRequest, session_id: str) -> JsonRes
     patient's participant token) sends its media to the running recording's recorder.
     401 not signed in, 404 not a participant, 409 nothing recorded / recorder elsewhere,
     400 bad offer, 413 offer too large, 503 recorder full."""
-    if request.method != "POST":
-        return JsonResponse({"detail": _("Use POST.")}, status=405)
-    try:
-        body = json.loads(request.body or b"{}")
-    except ValueError:
-        return JsonResponse({"detail": _("Send JSON.")}, status=400)
-    if not isinstance(body, dict) or not isinstance(body.get("sdp"), str):
-        return JsonResponse({"detail": _("Send an SDP offer.")}, status=400)
-    if str(body.get("type", "offer")) != "offer":
-        return JsonResponse({"detail": _("Send an SDP offer.")}, status=400)
-    if len(body["sdp"]) > 64 * 1024:
-        return JsonResponse({"detail": _("Offer too large.")}, status=413)
-    user: Any = None
-    ptoken = ""
-    auth = request.headers.get("Authorization", "")
-    if auth:
-        user = await sync_to_async(_knox_user)(auth)
-    elif body.get("participant_token"):
-        ptoken = str(body["participant_token"])
-    else:
-        user = await request.auser()
-        if user.is_authenticated:
-            csrf = CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {})
-            if csrf is not None:
-                return JsonResponse({"detail": _("CSRF check failed.")}, status=403)
-    if not ptoken and (user is None or not user.is_authenticated or not user.is_active):
-        return JsonResponse({"detail": _("Sign in first.")}, status=401)
+    offer = await offers.read_offer(request)
+    if isinstance(offer, JsonResponse):
+        return offer
+    user, ptoken = offer.user, offer.participant_token
     label = f"user-{user.pk}" if user is not None else f"patient-{session_id}"
     try:
         answer = await recorder.recorder_answer(
             session_id=session_id,
-            sdp=body["sdp"],
+            sdp=offer.sdp,
             label=label,
             user=user,
             participant_token=ptoken,
