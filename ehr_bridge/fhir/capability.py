@@ -16,10 +16,11 @@ from .search import MAX_COUNT, MAX_OFFSET
 SECURITY = (
     "Send 'Authorization: Bearer <token>' with a token from POST /api/v1/auth/token/, or use "
     "a signed-in session. With several memberships, 'X-Huizhen-Organisation: <organisation "
-    "id>' chooses the organisation to act in (default: the first). Every Patient and "
-    "ImagingStudy read and search is scoped to what that organisation may see and is written "
-    "to the audit trail; something not visible answers 404, exactly as something that does "
-    "not exist."
+    "id>' chooses the organisation to act in (default: the first). Every read and search of "
+    "patient data (Patient, ImagingStudy, ServiceRequest, DiagnosticReport, Appointment, "
+    "Observation) is scoped to what that organisation may see, through the same gates as the "
+    "REST API, and is written to the audit trail; something not visible answers 404, exactly "
+    "as something that does not exist."
 )
 SEARCH_NOTES = (
     "Unknown search parameters, modifiers or malformed values answer 400 with an "

@@ -8,6 +8,11 @@
 - Practitioner: staff with an active membership in the county trees of the principal's
   organisations. Organization: the directory of active organisations. Neither holds
   patient data, so neither is audited (as in the REST API).
+
+The other apps' types have their own modules beside this one, built on its helpers:
+``consult_selectors`` (ServiceRequest, DiagnosticReport), ``appointment_selectors``
+(Appointment), ``observation_selectors`` (Observation), ``schedule_selectors`` (Schedule,
+Slot).
 """
 
 from __future__ import annotations

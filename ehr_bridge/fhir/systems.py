@@ -63,3 +63,19 @@ def authority_system(authority: str) -> str:
 
 def dicom_uid(uid: str) -> str:
     return f"urn:oid:{uid}"
+
+
+# Consults: the kind of consult asked for (ServiceRequest.category, DiagnosticReport.code).
+CONSULT_TYPE = f"{BASE}/CodeSystem/consult-type"
+ICD10 = "http://hl7.org/fhir/sid/icd-10"
+LOINC = "http://loinc.org"
+VISIT_TYPE = f"{BASE}/CodeSystem/visit-type"
+
+# Observations of home and visit readings (LOINC; UCUM units).
+UCUM = "http://unitsofmeasure.org"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+LOINC_BP_PANEL = "85354-9"  # Blood pressure panel with all children optional
+LOINC_SYSTOLIC = "8480-6"  # Systolic blood pressure
+LOINC_DIASTOLIC = "8462-4"  # Diastolic blood pressure
+LOINC_GLUCOSE = "15074-8"  # Glucose [Moles/volume] in Blood
+LOINC_GLUCOSE_FASTING = "14771-0"  # Fasting glucose [Moles/volume] in Serum or Plasma

@@ -17,7 +17,23 @@ def test_metadata_needs_no_sign_in_and_validates(db):
     assert rest.mode == "server"
     assert rest.security.service[0].text == "Bearer token"
     served = {r.type: r for r in rest.resource}
-    assert set(served) == {"Patient", "Practitioner", "Organization", "ImagingStudy"}
+    assert set(served) == {
+        "Patient",
+        "Practitioner",
+        "Organization",
+        "ImagingStudy",
+        "ServiceRequest",
+        "DiagnosticReport",
+        "Appointment",
+        "Observation",
+        "Schedule",
+        "Slot",
+    }
+    assert [i.code for i in served["Appointment"].interaction] == [
+        "read",
+        "search-type",
+        "create",
+    ]
     assert [i.code for i in served["Patient"].interaction] == ["read", "search-type", "create"]
     assert "create" not in [i.code for i in served["ImagingStudy"].interaction]
     patient_params = {p.name: p.type for p in served["Patient"].searchParam}
@@ -87,7 +103,7 @@ def test_malformed_values_and_modifiers_are_400(fhir_get):
 
 
 def test_an_unserved_resource_type_is_a_404_outcome(fhir_get):
-    response = fhir_get("village_a", "Observation")
+    response = fhir_get("village_a", "MedicationRequest")
     assert response.status_code == 404
     assert issue_codes(response) == ["not-supported"]
 
