@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import time
 from typing import Any
 from urllib.parse import parse_qs
@@ -117,13 +118,22 @@ def _room_state(
     return roster, states
 
 
-@database_sync_to_async
-def _store_presence(admitted: live.Admitted, *, online: bool, seq: int) -> None:
+def _write_presence(admitted: live.Admitted, *, online: bool, seq: int) -> None:
     cache.set(
         _presence_key(admitted.session_id, admitted.participant_id),
         {"online": online, "seq": seq, "seen": time.time()},
         timeout=24 * 3600,
     )
+
+
+_store_presence = database_sync_to_async(_write_presence)
+
+
+@database_sync_to_async
+def _recheck(admitted: live.Admitted, *, seq: int) -> bool:
+    """The periodic re-check and the presence heartbeat in one trip to a worker thread."""
+    _write_presence(admitted, online=True, seq=seq)
+    return live.live_still_admitted(admitted)
 
 
 class LiveRoomConsumer(AsyncJsonWebsocketConsumer):
@@ -211,11 +221,15 @@ class LiveRoomConsumer(AsyncJsonWebsocketConsumer):
     async def _recheck_loop(self) -> None:
         interval = float(getattr(settings, "HUIZHEN_LIVE_RECHECK_SECONDS", 30))
         assert self.admitted is not None
+        # The first check comes at a random point of the interval, so that the sockets of a
+        # process (many connect together after a restart) do not all check at once; every
+        # socket is still checked at least once per interval.
+        delay = interval * random.uniform(0.1, 1.0)
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(delay)
+            delay = interval
             try:
-                ok = await database_sync_to_async(live.live_still_admitted)(self.admitted)
-                await _store_presence(self.admitted, online=True, seq=self.guard.last)
+                ok = await _recheck(self.admitted, seq=self.guard.last)
             except Exception:  # noqa: BLE001 - a database hiccup is not a revocation
                 logger.warning("live re-check failed", exc_info=True)
                 continue
