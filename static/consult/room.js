@@ -77,7 +77,23 @@
     return pc;
   }
 
+  // ICE candidates that arrive before their peer's remote description is set would be
+  // refused by addIceCandidate; they wait here and are added once it is.
+  var pendingIce = {};
+  function addIce(id, candidate) {
+    var pc = pcs[id];
+    if (pc && pc.remoteDescription) return pc.addIceCandidate(candidate).catch(function () {});
+    (pendingIce[id] = pendingIce[id] || []).push(candidate);
+  }
+  function flushIce(id) {
+    var pc = pcs[id], waiting = pendingIce[id] || [];
+    delete pendingIce[id];
+    if (!pc) return;
+    waiting.forEach(function (c) { pc.addIceCandidate(c).catch(function () {}); });
+  }
+
   function drop(id) {
+    delete pendingIce[id];
     if (pcs[id]) { pcs[id].close(); delete pcs[id]; }
     var fig = $("v-" + id);
     if (fig) fig.remove();
@@ -98,7 +114,7 @@
     var pc = peer(from);
     return media().then(function () {
       return pc.setRemoteDescription({ type: "offer", sdp: payload.sdp });
-    }).then(function () { return pc.createAnswer(); })
+    }).then(function () { flushIce(from); return pc.createAnswer(); })
       .then(function (a) { return pc.setLocalDescription(a); })
       .then(function () { send("answer", { to: from, payload: { sdp: pc.localDescription.sdp } }); });
   }
@@ -174,12 +190,12 @@
     offer: function (m) { return onOffer(m.from, m.payload); },
     answer: function (m) {
       var pc = pcs[m.from];
-      if (pc) return pc.setRemoteDescription({ type: "answer", sdp: m.payload.sdp });
+      if (pc) {
+        return pc.setRemoteDescription({ type: "answer", sdp: m.payload.sdp })
+          .then(function () { flushIce(m.from); });
+      }
     },
-    ice: function (m) {
-      var pc = pcs[m.from];
-      if (pc && m.payload.candidate) return pc.addIceCandidate(m.payload.candidate).catch(function () {});
-    },
+    ice: function (m) { if (m.payload.candidate) return addIce(m.from, m.payload.candidate); },
     restart: function (m) { if (pcs[m.from]) return offer(m.from, true); },
     chat: function (m) { chatLine(m.payload.name, m.payload.text, "chat"); },
     media: function (m) {

@@ -43,6 +43,9 @@ def _database_url() -> str:
     return f"postgres://postgres@127.0.0.1:5432/{name}"
 
 
+SERVER_APP_NAME = "huizhen-e2e-room-server"
+
+
 @pytest.fixture
 def server(transactional_db):
     """``manage.py serve`` (uvicorn, HTTP and WebSockets) on the test database: pytest-django's
@@ -53,6 +56,7 @@ def server(transactional_db):
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "DATABASE_URL": _database_url(),
         "HUIZHEN_TEST_CELERY_EAGER": "true",
+        "PGAPPNAME": SERVER_APP_NAME,  # so that only the server's sessions are ended below
     }
     process = subprocess.Popen(
         [sys.executable, "manage.py", "serve", "--no-dicom", "--no-mllp", "--port", str(port)],
@@ -82,7 +86,8 @@ def server(transactional_db):
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                "WHERE datname = current_database() AND application_name = %s",
+                [SERVER_APP_NAME],
             )
 
 
