@@ -24,6 +24,7 @@ app.conf.beat_schedule = {
         "schedule": 30.0,
     },
     "hl7-outbound-sweep": {"task": "ehr_bridge.tasks.outbound_sweep", "schedule": 30.0},
+    "pacs-report-sweep": {"task": "ehr_bridge.tasks.pacs_report_sweep", "schedule": 60.0},
     "consult-sla-sweep": {"task": "consult.tasks.sla_sweep", "schedule": 60.0},
     "consult-critical-value-sweep": {
         "task": "consult.tasks.critical_value_sweep",

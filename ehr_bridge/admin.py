@@ -20,6 +20,9 @@ from .models import (
     InboundMessageEvent,
     InboundOrder,
     OutboundMessage,
+    PacsPull,
+    PacsReportSend,
+    RemotePacs,
 )
 
 
@@ -244,3 +247,48 @@ class OutboundMessageAdmin(admin.ModelAdmin):
                 outbound.outbound_replay(message_id=message.id, actor=actor)
             except DomainError as exc:
                 self.message_user(request, f"{message.control_id}: {exc.message}", messages.ERROR)
+
+
+@admin.register(RemotePacs)
+class RemotePacsAdmin(admin.ModelAdmin):
+    """Remote PACS endpoints: configured by system administrators."""
+
+    list_display = (
+        "name",
+        "organisation",
+        "ae_title",
+        "host",
+        "port",
+        "retrieve",
+        "report_format",
+        "enabled",
+    )
+    list_filter = ("enabled", "retrieve", "report_format")
+    search_fields = ("name", "ae_title", "host")
+    autocomplete_fields = ("organisation",)
+
+
+class _PacsJobAdmin(admin.ModelAdmin):
+    """Pulls and report sends are written by the worker only."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(PacsPull)
+class PacsPullAdmin(_PacsJobAdmin):
+    list_display = ("study_instance_uid", "pacs", "status", "stored", "failed", "created_at")
+    list_filter = ("status", "pacs")
+    search_fields = ("study_instance_uid", "=consult__external_id")
+
+
+@admin.register(PacsReportSend)
+class PacsReportSendAdmin(_PacsJobAdmin):
+    list_display = ("report", "pacs", "status", "attempts", "next_attempt_at")
+    list_filter = ("status", "pacs")

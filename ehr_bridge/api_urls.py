@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api
+from . import api, pacs_api
 
 urlpatterns = [
     path("messages/", api.InboundListView.as_view(), name="hl7-message-list"),
@@ -21,5 +21,20 @@ urlpatterns = [
         "patients/<str:patient_id>/lab-results/",
         api.LabResultListView.as_view(),
         name="hl7-lab-result-list",
+    ),
+    path(
+        "pacs/consults/<str:consult_id>/priors/",
+        pacs_api.PriorListView.as_view(),
+        name="pacs-prior-list",
+    ),
+    path(
+        "pacs/consults/<str:consult_id>/pulls/",
+        pacs_api.PullListView.as_view(),
+        name="pacs-pull-list",
+    ),
+    path(
+        "pacs/consults/<str:consult_id>/pulls/<str:pull_id>/",
+        pacs_api.PullDetailView.as_view(),
+        name="pacs-pull",
     ),
 ]

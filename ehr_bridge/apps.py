@@ -9,6 +9,6 @@ class EhrBridgeConfig(AppConfig):
     def ready(self) -> None:
         from registry.demo import register_seeder
 
-        from . import bookings, checks, demo, reports  # noqa: F401 - they register
+        from . import bookings, checks, demo, pacs, reports  # noqa: F401 - they register
 
         register_seeder(demo.seed)

@@ -453,3 +453,116 @@ class LabResult(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.code} {self.value} {self.units}"
+
+
+# --- external PACS (query/retrieve of priors, reports stored back) ------------------------------
+
+
+class PacsRetrieve(models.TextChoices):
+    GET = "get", _("C-GET")
+    MOVE = "move", _("C-MOVE to Huizhen")
+
+
+class PacsReportFormat(models.TextChoices):
+    NONE = "", _("Do not store reports")
+    PDF = "pdf", _("Encapsulated PDF")
+
+
+class RemotePacs(BaseModel):
+    """A hospital PACS Huizhen queries for priors (and may store signed reports to).
+
+    It serves the consults requested anywhere under ``organisation`` (the nearest configured
+    ancestor of the requesting organisation wins)."""
+
+    name = models.CharField(_("name"), max_length=200)
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, related_name="remote_pacs"
+    )
+    ae_title = models.CharField(_("PACS AE title"), max_length=16)
+    host = models.CharField(_("host"), max_length=255)
+    port = models.PositiveIntegerField(_("port"))
+    calling_ae_title = models.CharField(_("our calling AE title"), max_length=16, default="HUIZHEN")
+    assigning_authority = models.CharField(
+        _("assigning authority of Patient ID"),
+        max_length=64,
+        blank=True,
+        help_text=_("The organisation's HL7 facility codes when empty."),
+    )
+    retrieve = models.CharField(
+        _("retrieve by"), max_length=8, choices=PacsRetrieve.choices, default=PacsRetrieve.GET
+    )
+    report_format = models.CharField(
+        _("store signed reports as"),
+        max_length=8,
+        choices=PacsReportFormat.choices,
+        default=PacsReportFormat.NONE,
+        blank=True,
+    )
+    enabled = models.BooleanField(_("enabled"), default=True)
+
+    class Meta:
+        verbose_name = _("remote PACS")
+        verbose_name_plural = _("remote PACS")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.ae_title}@{self.host}:{self.port})"
+
+
+class PacsJobStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
+
+
+class PacsPull(BaseModel):
+    """One retrieve of a prior study from a remote PACS for a consult."""
+
+    pacs = models.ForeignKey(RemotePacs, on_delete=models.PROTECT, related_name="pulls")
+    consult = models.ForeignKey(
+        "consult.ConsultRequest", on_delete=models.PROTECT, related_name="+"
+    )
+    study_instance_uid = models.CharField(max_length=64)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The organisation the requester acted in: an unmatched study is linked to the consult's
+    # patient in the requester's name.
+    requested_in = models.ForeignKey(
+        Organisation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(
+        max_length=16, choices=PacsJobStatus.choices, default=PacsJobStatus.PENDING
+    )
+    stored = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=500, blank=True)
+    study = models.ForeignKey(
+        "imaging.Study", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"pull {self.study_instance_uid} ({self.status})"
+
+
+class PacsReportSend(BaseModel):
+    """A signed report to be stored to a remote PACS, retried with backoff until sent."""
+
+    pacs = models.ForeignKey(RemotePacs, on_delete=models.PROTECT, related_name="report_sends")
+    report = models.ForeignKey("consult.Report", on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(
+        max_length=16, choices=PacsJobStatus.choices, default=PacsJobStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now, db_index=True)
+    sop_instance_uid = models.CharField(max_length=64, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["pacs", "report"], name="one_pacs_send_per_report")
+        ]
+
+    def __str__(self) -> str:
+        return f"report {self.report_id} to {self.pacs_id} ({self.status})"

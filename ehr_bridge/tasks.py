@@ -56,3 +56,37 @@ def outbound_sweep() -> int:
     for partner_id in partners:
         outbound_drain.delay(partner_id)
     return len(partners)
+
+
+@shared_task(acks_late=True, time_limit=1800, soft_time_limit=1770)
+def pacs_pull_run(pull_id: int) -> str:
+    """Retrieve a prior study from a remote PACS into the archive (a pending pull only)."""
+    from . import pacs
+
+    return pacs.pull_run(pull_id=pull_id)
+
+
+@shared_task(acks_late=True, time_limit=300, soft_time_limit=270)
+def pacs_report_send(send_id: int) -> str:
+    """Store a signed report at a remote PACS; a failure schedules its bounded retry."""
+    from . import pacs
+
+    result = pacs.report_send(send_id=send_id)
+    if result.retry_at is not None:
+        pacs_report_send.apply_async((send_id,), eta=result.retry_at)
+    return result.status
+
+
+@shared_task(acks_late=True, time_limit=120, soft_time_limit=100)
+def pacs_report_sweep() -> int:
+    """Periodic: send the reports whose dispatch was lost or whose retry is due, and start
+    the prior pulls whose dispatch was lost."""
+    from . import pacs
+
+    ids = pacs.report_send_due()
+    for send_id in ids:
+        pacs_report_send.delay(send_id)
+    pulls = pacs.pulls_due()
+    for pull_id in pulls:
+        pacs_pull_run.delay(pull_id)
+    return len(ids) + len(pulls)
