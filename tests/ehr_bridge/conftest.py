@@ -10,9 +10,20 @@ from dataclasses import dataclass
 
 import pytest
 from django.db import connections
+from django.utils import translation
 
 from ehr_bridge.listener import serve_mllp
 from ehr_bridge.models import Hl7Partner
+
+
+@pytest.fixture(autouse=True)
+def _english(settings):
+    """Park reasons and alerts are written in the site's language (zh-Hans by default), on
+    whichever thread applies the message; the tests read the English text."""
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
+
 
 VT, FS, CR = b"\x0b", b"\x1c", b"\r"
 
