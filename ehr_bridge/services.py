@@ -22,7 +22,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -307,6 +307,14 @@ LIMIT 1
 FOR UPDATE OF m SKIP LOCKED
 """
 
+
+def _claim_sql() -> str:
+    """SQLite (embedded mode) has no row locks and needs none: it runs one writer at a time."""
+    if connection.vendor == "postgresql":
+        return _CLAIM_SQL
+    return _CLAIM_SQL.replace("FOR UPDATE OF m SKIP LOCKED", "")
+
+
 _PARTNER_TTL = 30.0
 _partners: dict[int, tuple[float, Hl7Partner]] = {}
 
@@ -339,7 +347,7 @@ def inbound_process(*, message_id: int, limit: int = 200) -> ProcessResult:
     done = 0
     while done < limit:
         with transaction.atomic():
-            rows = list(InboundMessage.objects.raw(_CLAIM_SQL, {"id": message_id, "now": _now()}))
+            rows = list(InboundMessage.objects.raw(_claim_sql(), {"id": message_id, "now": _now()}))
             if not rows:
                 return ProcessResult(done)
             row = rows[0]
