@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from django.utils.translation import gettext as _
+
 from .mllp import Segment
 
 # HL7 priority (OBR-5, TQ.6; table 0027) → consult urgency.
@@ -71,7 +73,7 @@ def hl7_datetime(value: str, *, tz: str = "Asia/Shanghai") -> datetime | None:
         return None
     match = re.fullmatch(r"(\d{4,14})(?:\.\d{1,4})?([+-]\d{4})?", text)
     if not match or len(match.group(1)) % 2:
-        raise InboundMappingError(f"{value!r} is not an HL7 date/time.")
+        raise InboundMappingError(_("%(value)r is not an HL7 date/time.") % {"value": value})
     digits = match.group(1).ljust(14, "0")
     if len(match.group(1)) < 8:
         digits = match.group(1) + "0101000000"[len(match.group(1)) - 4 :]
@@ -85,7 +87,9 @@ def hl7_datetime(value: str, *, tz: str = "Asia/Shanghai") -> datetime | None:
             int(digits[12:14]),
         )
     except ValueError as exc:
-        raise InboundMappingError(f"{value!r} is not an HL7 date/time.") from exc
+        raise InboundMappingError(
+            _("%(value)r is not an HL7 date/time.") % {"value": value}
+        ) from exc
     offset = match.group(2)
     if offset:
         sign = 1 if offset[0] == "+" else -1
@@ -146,15 +150,17 @@ def orders(segments: tuple[Segment, ...], *, tz: str) -> list[OrderData]:
         control = orc.component(1).upper()
         placer = orc.component(2) or (obr.component(2) if obr else "")
         if not placer:
-            raise InboundMappingError("ORC-2/OBR-2 (placer order number) is empty.")
+            raise InboundMappingError(_("ORC-2/OBR-2 (placer order number) is empty."))
         if len(placer) > 64:
-            raise InboundMappingError("ORC-2 (placer order number) is longer than 64 characters.")
+            raise InboundMappingError(
+                _("ORC-2 (placer order number) is longer than 64 characters.")
+            )
         filler = orc.component(3) or (obr.component(3) if obr else "")
         code = obr.component(4, 1) if obr else ""
         text = (obr.component(4, 2) or obr.component(4, 5)) if obr else ""
         system = obr.component(4, 3) if obr else ""
         if control == "NW" and not (code or text):
-            raise InboundMappingError("OBR-4 (universal service ID) is empty.")
+            raise InboundMappingError(_("OBR-4 (universal service ID) is empty."))
         priority = (obr.component(5) if obr else "") or orc.component(7, 6)
         if not priority and obr is not None:
             priority = obr.component(27, 6)
@@ -191,7 +197,7 @@ def orders(segments: tuple[Segment, ...], *, tz: str) -> list[OrderData]:
             )
         )
     if not result:
-        raise InboundMappingError("The message holds no ORC segment.")
+        raise InboundMappingError(_("The message holds no ORC segment."))
     return result
 
 
@@ -251,7 +257,7 @@ def lab_observations(segments: tuple[Segment, ...], *, tz: str) -> list[LabObser
         for obx in (s for s in group if s.name == "OBX"):
             code = obx.component(3, 1) or obx.component(3, 2)
             if not code:
-                raise InboundMappingError("OBX-3 (observation identifier) is empty.")
+                raise InboundMappingError(_("OBX-3 (observation identifier) is empty."))
             raw_status = obx.component(11).upper() or "F"
             status = RESULT_STATUSES.get(raw_status)
             if status is None:
@@ -282,9 +288,9 @@ def lab_observations(segments: tuple[Segment, ...], *, tz: str) -> list[LabObser
                 )
             )
     if not result:
-        raise InboundMappingError("The message holds no OBX under an OBR.")
+        raise InboundMappingError(_("The message holds no OBX under an OBR."))
     if any(not (o.order_key) for o in result):
-        raise InboundMappingError("OBR-2/OBR-3 (order number) is empty.")
+        raise InboundMappingError(_("OBR-2/OBR-3 (order number) is empty."))
     return result
 
 
@@ -304,13 +310,13 @@ class AppointmentRequest:
 def appointment(segments: tuple[Segment, ...], *, tz: str) -> AppointmentRequest:
     sch = next((s for s in segments if s.name == "SCH"), None)
     if sch is None:
-        raise InboundMappingError("SCH segment missing.")
+        raise InboundMappingError(_("SCH segment missing."))
     placer = sch.component(1)
     filler = sch.component(2) or placer
     if not filler:
-        raise InboundMappingError("SCH-2 (filler appointment ID) is empty.")
+        raise InboundMappingError(_("SCH-2 (filler appointment ID) is empty."))
     if len(filler) > 75:
-        raise InboundMappingError("SCH-2 is longer than 75 characters.")
+        raise InboundMappingError(_("SCH-2 is longer than 75 characters."))
     start = hl7_datetime(sch.component(11, 4), tz=tz)
     codes: list[str] = []
     for name in ("AIP", "AIL", "AIS"):
